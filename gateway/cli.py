@@ -1,0 +1,127 @@
+"""The command line: `serve`, `demo` and `export-schema` (`python -m gateway` or `jobs-gateway`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+
+import uvicorn
+
+from gateway import __version__
+from gateway.app import create_app
+from gateway.sample_upstream import DEMO_TOKEN, SampleUpstream
+from gateway.schema import export_sdl
+from gateway.serving import BackgroundServer
+from gateway.settings import Settings, SettingsError
+
+DEMO_QUERY = (
+    "query { jobs(first: 5) { edges { cursor node { jobId metadata { jobTitle status "
+    "created currentStep { singleStep { stepTitle stepNumber } } } } } "
+    "pageInfo { hasNextPage endCursor } } }"
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jobs-gateway",
+        description="A GraphQL gateway over the WorkfloPlus Jobs REST API.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="run the gateway (settings from GATEWAY_* variables; flags win)"
+    )
+    serve.add_argument("--host", help="interface to listen on (GATEWAY_HOST)")
+    serve.add_argument("--port", help="TCP port (GATEWAY_PORT)")
+    serve.add_argument(
+        "--upstream",
+        dest="upstream_url",
+        metavar="URL",
+        help="Jobs API base URL (GATEWAY_UPSTREAM_URL)",
+    )
+
+    demo = commands.add_parser(
+        "demo", help="run the bundled sample upstream and the gateway together, on loopback"
+    )
+    demo.add_argument("--port", default="8000", help="gateway port (default 8000)")
+    demo.add_argument(
+        "--upstream-port", type=int, default=8001, help="sample upstream port (default 8001)"
+    )
+
+    commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def _serve(settings: Settings) -> None:
+    _configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=False,
+    )
+
+
+def _demo(port: str, upstream_port: int, environ: Mapping[str, str]) -> None:
+    sample = SampleUpstream()
+    with BackgroundServer(sample.app(), port=upstream_port) as upstream:
+        settings = Settings.from_env(
+            environ, {"upstream_url": upstream.url, "host": "127.0.0.1", "port": port}
+        )
+        graphql_url = f"http://127.0.0.1:{settings.port}/graphql"
+        body = '{"query": "' + DEMO_QUERY.replace('"', '\\"') + '"}'
+        curl = (
+            f"curl -s {graphql_url} -H 'Authorization: Bearer {DEMO_TOKEN}' "
+            f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
+        )
+        teams = ", ".join(f"{team} ({count} jobs)" for team, count in sample.teams.items())
+        sys.stdout.write(
+            "\n".join(
+                [
+                    f"Sample Jobs API: {upstream.url}/jobs/v1/  (teams: {teams})",
+                    f"GraphiQL:        {graphql_url}",
+                    f"Demo token:      {DEMO_TOKEN}   (other teams: "
+                    + ", ".join(token for token in sample.grants if token != DEMO_TOKEN)
+                    + ")",
+                    "In GraphiQL, open Headers and paste: "
+                    f'{{"Authorization": "Bearer {DEMO_TOKEN}"}}',
+                    "Try it from a shell:",
+                    f"  {curl}",
+                    "Ctrl-C stops both.",
+                    "",
+                ]
+            )
+            + "\n"
+        )
+        sys.stdout.flush()
+        _serve(settings)
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
+    try:
+        if args.command == "export-schema":
+            sys.stdout.write(export_sdl())
+        elif args.command == "serve":
+            overrides = {"host": args.host, "port": args.port, "upstream_url": args.upstream_url}
+            _serve(Settings.from_env(environ, overrides))
+        elif args.command == "demo":
+            _demo(args.port, args.upstream_port, environ)
+    except SettingsError as error:
+        sys.stderr.write(f"jobs-gateway: configuration error: {error}\n")
+        return 2
+    return 0

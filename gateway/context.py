@@ -1,0 +1,39 @@
+"""What one GraphQL request carries to its resolvers: settings, the upstream client, the caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.errors import UnauthenticatedError
+from gateway.settings import Settings
+from gateway.upstream import UpstreamClient
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """Per-request state, built by the HTTP layer and read by resolvers as `info.context`."""
+
+    settings: Settings
+    upstream: UpstreamClient
+    authorization_header: str | None
+    """The caller's `Authorization` header exactly as received, or None."""
+
+    def bearer_authorization(self) -> str:
+        """The caller's `Authorization` header, verbatim, if it is a non-blank bearer token.
+
+        Raises `UnauthenticatedError` (before any upstream call) when it is missing, blank or
+        another scheme: the gateway forwards what it received and never invents credentials.
+        """
+        header = self.authorization_header
+        if header is None or not header.strip():
+            raise UnauthenticatedError(
+                "Send an `Authorization: Bearer <token>` header: the gateway forwards it to "
+                "the Jobs API"
+            )
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise UnauthenticatedError(
+                "The Authorization header must be `Bearer <token>`; other schemes are not "
+                "accepted by the Jobs API"
+            )
+        return header

@@ -1,0 +1,141 @@
+"""Relay cursor arithmetic: `first/after/last/before` to an upstream skip/limit window and back.
+
+Pure functions, no I/O, so they can be checked exhaustively against plain list slicing.
+
+A cursor is the opaque, URL-safe base64 of `v1:<offset>`, the job's zero-based position in the
+upstream list. `after: c(i)` starts the window at `i + 1`; `before: c(i)` ends it just before `i`.
+Then, as the Relay spec's algorithm says, `first` keeps the window's first N rows and `last` its
+last N. The window is fetched with one extra row after it, so `hasNextPage` is exact: it says
+whether any row follows the returned ones. `hasPreviousPage` says whether the window starts after
+position 0 (true for every cursor the gateway issued, since the row the cursor names exists).
+Both flags are computed in either direction of travel, which the spec allows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from gateway.errors import BadUserInputError
+
+T = TypeVar("T")
+
+_CURSOR_VERSION = "v1"
+_CURSOR_TEXT = re.compile(r"v1:(0|[1-9][0-9]{0,9})")
+# Offsets beyond this are forged cursors: no upstream list is that long, and skip is an int32 there.
+MAX_OFFSET = 2**31 - 2
+
+
+def encode_cursor(offset: int) -> str:
+    """The opaque cursor of the row at zero-based `offset`."""
+    raw = f"{_CURSOR_VERSION}:{offset}".encode("ascii")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(cursor: str, argument: str) -> int:
+    """The offset inside `cursor`; `BadUserInputError` naming `argument` if it is not ours."""
+    invalid = BadUserInputError(
+        f"`{argument}` is not a valid cursor: pass a cursor from a previous page's "
+        "`edges.cursor`, `pageInfo.startCursor` or `pageInfo.endCursor`"
+    )
+    if not cursor or len(cursor) > 24 or not cursor.isascii():
+        raise invalid
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise invalid from None
+    match = _CURSOR_TEXT.fullmatch(text)
+    if match is None or encode_cursor(int(match.group(1))) != cursor:
+        raise invalid
+    offset = int(match.group(1))
+    if offset > MAX_OFFSET:
+        raise invalid
+    return offset
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Rows `[start, start + size)` of the upstream list: what one page shows."""
+
+    start: int
+    size: int
+
+    @property
+    def fetch_limit(self) -> int:
+        """Rows to ask the upstream for: the window plus one, to learn `hasNextPage` exactly."""
+        return self.size + 1
+
+
+def _check_count(name: str, value: int | None, max_page_size: int) -> None:
+    if value is None:
+        return
+    if value < 0:
+        raise BadUserInputError(f"`{name}` must not be negative (got {value})")
+    if value > max_page_size:
+        raise BadUserInputError(
+            f"`{name}` must be at most {max_page_size} (got {value}); page through larger lists"
+        )
+
+
+def page_window(
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    default_page_size: int,
+    max_page_size: int,
+) -> Window:
+    """The window that the Relay arguments select. Raises `BadUserInputError` for bad input.
+
+    With neither `first` nor `last`, `first` defaults to `default_page_size`. `last` needs an end
+    to count back from: `before`, or `first` (the spec applies `first` before `last`).
+    """
+    _check_count("first", first, max_page_size)
+    _check_count("last", last, max_page_size)
+    start = 0 if after is None else decode_cursor(after, "after") + 1
+    end = None if before is None else decode_cursor(before, "before")
+    if first is None and last is None:
+        first = default_page_size
+    if end is not None and end < start:
+        end = start
+    if first is not None:
+        end = start + first if end is None else min(end, start + first)
+    if last is not None:
+        if end is None:
+            raise BadUserInputError(
+                "`last` needs `before` (or `first`): the upstream does not say where the list "
+                "ends, so pass `before` with the cursor to count back from"
+            )
+        start = max(start, end - last)
+    assert end is not None  # `first` or `last` is set by now, and both bound the end
+    return Window(start=start, size=end - start)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """The rows of one window with their offsets and the Relay page flags."""
+
+    start: int
+    rows: Sequence[T]
+    has_next_page: bool
+    has_previous_page: bool
+
+    @property
+    def cursors(self) -> list[str]:
+        """One cursor per row, in order."""
+        return [encode_cursor(self.start + index) for index in range(len(self.rows))]
+
+
+def page_from_rows(window: Window, fetched: Sequence[T]) -> Page[T]:
+    """Cut what the upstream returned for `window` (up to `fetch_limit` rows) into a page."""
+    return Page(
+        start=window.start,
+        rows=fetched[: window.size],
+        has_next_page=len(fetched) > window.size,
+        has_previous_page=window.start > 0,
+    )

@@ -1,0 +1,122 @@
+"""A sample Jobs REST API: what `python -m gateway demo` and the end-to-end tests run against.
+
+It implements `GET /jobs/v1/?skip=&limit=` as the vendor documents it, over deterministic jobs
+from `gateway.sample_jobs`, with the vendor's auth model in miniature: each bearer token is
+granted to one team and a set of policies; no or an unknown token is 401, a token without
+`Job_ReadAll` is 403 on the list, and different teams see different jobs. It remembers the
+last requests it served (`SampleUpstream.seen`) so tests can check what the gateway sent.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.sample_jobs import sample_team_jobs
+
+JOB_READ_ALL = "Job_ReadAll"
+JOB_READ = "Job_Read"
+DEMO_TOKEN = "demo-token"  # noqa: S105 - the sample upstream's published demo token
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a token may do: its team and policies."""
+
+    team: str
+    policies: frozenset[str] = frozenset({JOB_READ_ALL, JOB_READ})
+
+
+DEFAULT_TEAMS: Mapping[str, int] = {"apiteam": 237, "fieldteam": 64}
+DEFAULT_GRANTS: Mapping[str, Grant] = {
+    DEMO_TOKEN: Grant("apiteam"),
+    "demo-token-fieldteam": Grant("fieldteam"),
+    "demo-token-read-only": Grant("apiteam", frozenset({JOB_READ})),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SeenRequest:
+    """One request the sample upstream served, as it arrived."""
+
+    method: str
+    path: str
+    query: str
+    headers: tuple[tuple[str, str], ...]
+
+    def header(self, name: str) -> str | None:
+        """The value of header `name` (case-insensitive), if it was sent."""
+        return next((value for key, value in self.headers if key == name.lower()), None)
+
+
+@dataclass
+class SampleUpstream:
+    """The sample API's data and memory; `app()` serves it."""
+
+    teams: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_TEAMS))
+    grants: Mapping[str, Grant] = field(default_factory=lambda: dict(DEFAULT_GRANTS))
+    max_limit: int | None = None
+    """If set, `limit` is capped to this silently, as real APIs may do."""
+    seen: collections.deque[SeenRequest] = field(
+        default_factory=lambda: collections.deque(maxlen=10_000)
+    )
+
+    def __post_init__(self) -> None:
+        self._jobs = {team: sample_team_jobs(team, count) for team, count in self.teams.items()}
+
+    def jobs_of(self, team: str) -> list[dict[str, object]]:
+        """Every job of `team`, in list order."""
+        return self._jobs.get(team, [])
+
+    def app(self) -> Starlette:
+        """The ASGI app serving this sample API."""
+        return Starlette(routes=[Route("/jobs/v1/", self._list_jobs, methods=["GET"])])
+
+    def _remember(self, request: Request) -> None:
+        self.seen.append(
+            SeenRequest(
+                method=request.method,
+                path=request.url.path,
+                query=request.url.query,
+                headers=tuple(
+                    (key.decode("latin-1"), value.decode("latin-1"))
+                    for key, value in request.headers.raw
+                ),
+            )
+        )
+
+    def _grant(self, request: Request, policy: str) -> Grant | Response:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        grant = self.grants.get(token) if scheme.lower() == "bearer" else None
+        if grant is None:
+            return _json({"message": "Unauthorized"}, 401)
+        if policy not in grant.policies:
+            return _json({"message": f"Forbidden: policy {policy} required"}, 403)
+        return grant
+
+    async def _list_jobs(self, request: Request) -> Response:
+        self._remember(request)
+        grant = self._grant(request, JOB_READ_ALL)
+        if isinstance(grant, Response):
+            return grant
+        try:
+            skip = int(request.query_params.get("skip", "0"))
+            limit = int(request.query_params.get("limit", "20"))
+        except ValueError:
+            return _json({"message": "skip and limit must be integers"}, 400)
+        if skip < 0 or limit < 0:
+            return _json({"message": "skip and limit must not be negative"}, 400)
+        if self.max_limit is not None:
+            limit = min(limit, self.max_limit)
+        return _json(self.jobs_of(grant.team)[skip : skip + limit], 200)
+
+
+def _json(body: object, status: int) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")

@@ -1,0 +1,144 @@
+"""The gateway's configuration: one frozen object, built once from `GATEWAY_*` variables or flags.
+
+Nothing here is read at import time. `Settings.from_env(os.environ)` (or any mapping, in tests)
+parses and validates every option and raises `SettingsError` naming the first bad one; the CLI
+turns that into a one-line message and a non-zero exit. The object is then passed down to
+whatever needs it: the app factory, the upstream client, the resolvers (through the context).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "GATEWAY_"
+
+
+class SettingsError(ValueError):
+    """Raised when a setting is missing or malformed; the message names the variable."""
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a TCP port from 0 to 65535")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be a number of seconds above 0")
+    return value
+
+
+def _http_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            "must be an http:// or https:// URL, for example https://gateway.workfloplus.com"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError("must be a base URL without a query string or fragment")
+    # The gateway appends /jobs/v1/...; a trailing slash would double it.
+    return raw.strip().rstrip("/")
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError("must be one of debug, info, warning, error, critical")
+    return level
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+def option(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
+    """Declare a setting: its default (`dataclasses.MISSING` when required), parser and meaning."""
+    metadata = {"parse": parse, "doc": doc}
+    if default is dataclasses.MISSING:
+        return field(metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of the gateway. The environment variable of `foo_bar` is `GATEWAY_FOO_BAR`."""
+
+    upstream_url: str = option(
+        dataclasses.MISSING,
+        _http_url,
+        "Base URL of the Jobs REST API; the gateway calls `{base}/jobs/v1/`. Required.",
+    )
+    host: str = option("127.0.0.1", _text, "Interface to listen on (`0.0.0.0` in containers).")
+    port: int = option(8000, _port, "TCP port to listen on.")
+    default_page_size: int = option(
+        20,
+        _positive_int,
+        "Page size when neither `first` nor `last` is given (the upstream's default).",
+    )
+    max_page_size: int = option(
+        100,
+        _positive_int,
+        "Largest `first`/`last` a query may ask for; larger is `BAD_USER_INPUT`.",
+    )
+    upstream_timeout: float = option(
+        10.0, _positive_float, "Seconds to wait for the upstream to answer one call."
+    )
+    log_level: str = option("INFO", _log_level, "Log level: debug, info, warning, error.")
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str], overrides: Mapping[str, str | None] | None = None
+    ) -> Settings:
+        """Settings from `GATEWAY_*` variables, with `overrides` (field name -> raw text) on top.
+
+        `overrides` is how CLI flags win over the environment; a `None` override is ignored.
+        """
+        values: dict[str, Any] = {}
+        for spec in dataclasses.fields(cls):
+            env_name = ENV_PREFIX + spec.name.upper()
+            raw = (overrides or {}).get(spec.name)
+            source = f"--{spec.name.replace('_', '-')}"
+            if raw is None:
+                raw = environ.get(env_name)
+                source = env_name
+            if raw is None or raw.strip() == "":
+                if spec.default is dataclasses.MISSING:
+                    raise SettingsError(f"{env_name} is not set: {spec.metadata['doc']}")
+                continue
+            try:
+                values[spec.name] = spec.metadata["parse"](raw)
+            except ValueError as error:
+                reason = str(error)
+                if reason.startswith(("invalid literal", "could not convert")):
+                    reason = "is not a number"
+                raise SettingsError(f"{source}={raw!r} is invalid: {reason}") from None
+        settings = cls(**values)
+        if settings.default_page_size > settings.max_page_size:
+            raise SettingsError(
+                f"GATEWAY_DEFAULT_PAGE_SIZE ({settings.default_page_size}) is above "
+                f"GATEWAY_MAX_PAGE_SIZE ({settings.max_page_size})"
+            )
+        return settings
+
+    @classmethod
+    def documentation(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, meaning) for every setting: the source of the README's table."""
+        rows = []
+        for spec in dataclasses.fields(cls):
+            default = "required" if spec.default is dataclasses.MISSING else f"`{spec.default}`"
+            rows.append((ENV_PREFIX + spec.name.upper(), default, spec.metadata["doc"]))
+        return rows
