@@ -59,10 +59,12 @@ def decode_cursor(cursor: str, argument: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """Rows `[start, start + size)` of the upstream list: what one page shows."""
+    """Rows `[start, start + size)` of the upstream list, of which the page shows the last
+    `keep_last` (all of them when it is None)."""
 
     start: int
     size: int
+    keep_last: int | None = None
 
     @property
     def fetch_limit(self) -> int:
@@ -92,27 +94,28 @@ def page_window(
 ) -> Window:
     """The window that the Relay arguments select. Raises `BadUserInputError` for bad input.
 
-    With neither `first` nor `last`, `first` defaults to `default_page_size`. `last` needs an end
-    to count back from: `before`, or `first` (the spec applies `first` before `last`).
+    With neither `first` nor `last`, `first` defaults to `default_page_size`. With `first`,
+    `last` is applied to the rows actually fetched (the list may be shorter than `first`).
+    With `last` alone, `before` is the end to count back from.
     """
     _check_count("first", first, max_page_size)
     _check_count("last", last, max_page_size)
     start = 0 if after is None else decode_cursor(after, "after") + 1
-    end = None if before is None else decode_cursor(before, "before")
+    end = None if before is None else max(start, decode_cursor(before, "before"))
     if first is None and last is None:
         first = default_page_size
-    if end is not None and end < start:
-        end = start
     if first is not None:
         end = start + first if end is None else min(end, start + first)
-    if last is not None:
-        if end is None:
-            raise BadUserInputError(
-                "`last` needs `before` (or `first`): the upstream does not say where the list "
-                "ends, so pass `before` with the cursor to count back from"
-            )
-        start = max(start, end - last)
-    assert end is not None  # `first` or `last` is set by now, and both bound the end
+        keep_last = last if last is not None and last < end - start else None
+        return Window(start=start, size=end - start, keep_last=keep_last)
+    assert last is not None  # `first` and `last` are not both None by now
+    if end is None:
+        raise BadUserInputError(
+            "`last` needs `before` (or `first`): the upstream does not say where the list "
+            "ends, so pass `before` with the cursor to count back from"
+        )
+    # Every cursor the gateway issued names an existing row, so rows up to `before` exist.
+    start = max(start, end - last)
     return Window(start=start, size=end - start)
 
 
@@ -133,9 +136,14 @@ class Page(Generic[T]):
 
 def page_from_rows(window: Window, fetched: Sequence[T]) -> Page[T]:
     """Cut what the upstream returned for `window` (up to `fetch_limit` rows) into a page."""
+    rows = fetched[: window.size]
+    start = window.start
+    if window.keep_last is not None and len(rows) > window.keep_last:
+        start += len(rows) - window.keep_last
+        rows = rows[len(rows) - window.keep_last :]
     return Page(
-        start=window.start,
-        rows=fetched[: window.size],
+        start=start,
+        rows=rows,
         has_next_page=len(fetched) > window.size,
-        has_previous_page=window.start > 0,
+        has_previous_page=start > 0,
     )

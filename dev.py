@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Developer entry point: set-up included, on a fresh machine with only Python 3.11+.
+
+    python3 dev.py demo     create .venv if needed, install, run the demo (sample upstream
+                            + gateway)
+    python3 dev.py test     ... then every check: ruff, ruff format, mypy --strict, pytest
+    python3 dev.py lock     re-pin requirements.lock from pyproject.toml's dependencies
+
+Uses only the standard library, so it runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+STAMP = VENV / ".dev-stamp"
+# The Dockerfile runs this very command; tests/test_dockerfile.py keeps the two the same.
+INSTALL_RUNTIME = "pip install --no-cache-dir -r requirements.lock"
+
+
+def say(message: str) -> None:
+    print(f"dev.py: {message}", flush=True)
+
+
+def run(*command: str | Path, **kwargs: object) -> None:
+    subprocess.run([str(part) for part in command], cwd=ROOT, check=True, **kwargs)  # type: ignore[call-overload]
+
+
+def ensure_venv() -> None:
+    """Create .venv and install the project with its dev extras, again whenever they changed."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"dev.py: Python 3.11 or newer is needed (this is {sys.version.split()[0]})")
+    wanted = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + (ROOT / "requirements.lock").read_bytes()
+    ).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        say("creating .venv")
+        run(sys.executable, "-m", "venv", VENV)
+    say("installing the gateway and its development tools into .venv")
+    pip = (PYTHON, "-m", "pip", "--disable-pip-version-check", "-q")
+    run(*pip, *INSTALL_RUNTIME.split()[1:])
+    run(*pip, "install", "-e", ".[dev]")
+    STAMP.write_text(wanted)
+
+
+def demo(arguments: list[str]) -> int:
+    ensure_venv()
+    os.execv(PYTHON, [str(PYTHON), "-m", "gateway", "demo", *arguments])
+    return 0  # not reached
+
+
+def test(arguments: list[str]) -> int:
+    ensure_venv()
+    tools = VENV / "bin"
+    checks = [
+        ("ruff check", [tools / "ruff", "check", "."]),
+        ("ruff format --check", [tools / "ruff", "format", "--check", "."]),
+        ("mypy --strict gateway", [tools / "mypy", "--strict", "gateway"]),
+    ]
+    failed = []
+    for name, command in checks:
+        say(name)
+        if subprocess.run([str(part) for part in command], cwd=ROOT, check=False).returncode:
+            failed.append(name)
+    say("pytest (the schema-sync check is tests/test_cli.py::test_schema_file_is_in_sync)")
+    status = subprocess.run(
+        [str(PYTHON), "-m", "pytest", *arguments], cwd=ROOT, check=False
+    ).returncode
+    if status == 5:
+        say("pytest collected no tests: that is a failure")
+    if status:
+        failed.append("pytest")
+    if failed:
+        say("FAILED: " + ", ".join(failed))
+        return 1
+    say("all checks passed")
+    return 0
+
+
+def lock(_arguments: list[str]) -> int:
+    with tempfile.TemporaryDirectory() as scratch:
+        venv = Path(scratch) / "venv"
+        run(sys.executable, "-m", "venv", venv)
+        run(venv / "bin" / "python", "-m", "pip", "-q", "install", ROOT)
+        frozen = subprocess.run(
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "freeze",
+                "--exclude",
+                "jobs-graphql-gateway",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    header = (
+        "# Runtime dependencies, pinned: what the Docker image and every test run install first.\n"
+        "# Regenerate after changing [project.dependencies]: python3 dev.py lock\n"
+    )
+    (ROOT / "requirements.lock").write_text(header + frozen)
+    say("requirements.lock updated")
+    return 0
+
+
+COMMANDS = {"demo": demo, "test": test, "lock": lock}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__)
+        sys.exit(2)
+    sys.exit(COMMANDS[sys.argv[1]](sys.argv[2:]))

@@ -1,0 +1,100 @@
+"""Shared fixtures: settings from dicts, the sample upstream, gateways in process and on sockets."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+import httpx
+import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.app import create_app
+from gateway.sample_upstream import DEMO_TOKEN, SampleUpstream
+from gateway.serving import BackgroundServer
+from gateway.settings import Settings
+
+DEMO_AUTH = {"authorization": f"Bearer {DEMO_TOKEN}"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def make_settings(upstream_url: str = "http://upstream.invalid", **overrides: object) -> Settings:
+    """Settings as the environment would give them, from a plain dict."""
+    environ = {"GATEWAY_UPSTREAM_URL": upstream_url}
+    environ.update({f"GATEWAY_{key.upper()}": str(value) for key, value in overrides.items()})
+    return Settings.from_env(environ)
+
+
+@contextlib.asynccontextmanager
+async def asgi_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking to `app` in process, with the app's lifespan running."""
+    async with app.router.lifespan_context(app) as state:
+
+        async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
+            # What uvicorn does with lifespan state: every request gets a copy.
+            scope["state"] = dict(state)
+            await app(scope, receive, send)
+
+        transport = httpx.ASGITransport(app=with_state)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+            yield client
+
+
+def in_process_gateway(upstream: ASGIApp | httpx.AsyncBaseTransport, **overrides: object) -> Any:
+    """The gateway app whose upstream is `upstream` (an ASGI app or a transport), no sockets."""
+    transport = (
+        upstream
+        if isinstance(upstream, httpx.AsyncBaseTransport)
+        else httpx.ASGITransport(app=upstream)
+    )
+    return create_app(make_settings(**overrides), upstream_transport=transport)
+
+
+async def graphql(
+    client: httpx.AsyncClient,
+    query: str,
+    variables: Mapping[str, object] | None = None,
+    headers: Mapping[str, str] | None = DEMO_AUTH,
+) -> dict[str, Any]:
+    """POST a query; assert HTTP 200 and JSON; return the decoded body."""
+    body: dict[str, object] = {"query": query}
+    if variables is not None:
+        body["variables"] = dict(variables)
+    response = await client.post("/graphql", json=body, headers=dict(headers or {}))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    decoded: dict[str, Any] = response.json()
+    return decoded
+
+
+@pytest.fixture(scope="session")
+def sample_upstream() -> SampleUpstream:
+    """The default sample data: team apiteam with 237 jobs, fieldteam with 64."""
+    return SampleUpstream()
+
+
+@pytest.fixture(scope="session")
+def sample_server(sample_upstream: SampleUpstream) -> Iterator[BackgroundServer]:
+    """The sample upstream on a real loopback socket, for the whole session."""
+    with BackgroundServer(sample_upstream.app()) as server:
+        yield server
+
+
+@pytest.fixture
+def seen(sample_upstream: SampleUpstream) -> SampleUpstream:
+    """The sample upstream with its request log emptied, to count what one test causes."""
+    sample_upstream.seen.clear()
+    return sample_upstream
+
+
+@pytest.fixture(scope="session")
+def gateway_server(sample_server: BackgroundServer) -> Iterator[BackgroundServer]:
+    """A real uvicorn gateway on a loopback socket, talking to the sample upstream over TCP."""
+    app = create_app(make_settings(sample_server.url))
+    with BackgroundServer(app) as server:
+        yield server

@@ -1,0 +1,114 @@
+"""The command line as a user runs it: real processes, real ports."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from gateway.schema import export_sdl
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def run_cli(
+    *arguments: str, environ: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("GATEWAY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *arguments],
+        env={**clean, **(environ or {})},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_schema_file_is_in_sync() -> None:
+    """schema.graphql at the repo root equals `python -m gateway export-schema`."""
+    exported = run_cli("export-schema")
+    assert exported.returncode == 0
+    assert exported.stdout == export_sdl()
+    assert (ROOT / "schema.graphql").read_text() == exported.stdout, (
+        "schema.graphql is stale: run `python -m gateway export-schema > schema.graphql`"
+    )
+
+
+def test_serve_without_an_upstream_stops_with_one_line() -> None:
+    """A missing setting: exit status 2 and a one-line message naming it, no traceback."""
+    result = run_cli("serve")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "jobs-gateway: configuration error: GATEWAY_UPSTREAM_URL is not set: Base URL of the "
+        "Jobs REST API; the gateway calls `{base}/jobs/v1/`. Required."
+    ]
+
+
+def test_serve_names_a_malformed_flag() -> None:
+    """A malformed flag is named as the flag; environment values as the variable."""
+    result = run_cli("serve", "--port", "eighty", environ={"GATEWAY_UPSTREAM_URL": "http://a.test"})
+    assert (result.returncode, "--port='eighty' is invalid" in result.stderr) == (2, True)
+    result = run_cli(
+        "serve", environ={"GATEWAY_UPSTREAM_URL": "http://a.test", "GATEWAY_PORT": "x"}
+    )
+    assert (result.returncode, "GATEWAY_PORT='x' is invalid" in result.stderr) == (2, True)
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_serves_what_it_prints() -> None:
+    """`demo` starts both servers and prints a GraphiQL URL and token that work."""
+    port, upstream_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "demo",
+            "--port",
+            str(port),
+            "--upstream-port",
+            str(upstream_port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        printed = ""
+        for line in process.stdout:
+            printed += line
+            if line.startswith("Ctrl-C"):
+                break
+        url = re.search(r"GraphiQL:\s+(\S+)", printed).group(1)  # type: ignore[union-attr]
+        token = re.search(r"Demo token:\s+(\S+)", printed).group(1)  # type: ignore[union-attr]
+        assert url == f"http://127.0.0.1:{port}/graphql"
+        assert f"curl -s {url} -H 'Authorization: Bearer {token}'" in printed
+        for _ in range(100):  # the gateway starts just after printing
+            try:
+                response = httpx.post(
+                    url,
+                    json={"query": "{ jobs(first: 1) { nodes { team } } }"},
+                    headers={"authorization": f"Bearer {token}"},
+                )
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        assert response.json() == {"data": {"jobs": {"nodes": [{"team": "apiteam"}]}}}
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=15) == 0

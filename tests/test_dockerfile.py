@@ -1,0 +1,64 @@
+"""The Dockerfile's invariants that can be checked without a Docker engine."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+
+from .test_cli import ROOT
+
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+def instructions(keyword: str) -> list[str]:
+    """Every instruction `keyword` (continuation lines joined), in order."""
+    joined = DOCKERFILE.replace("\\\n", " ")
+    return [
+        line.split(None, 1)[1] for line in joined.splitlines() if line.startswith(keyword + " ")
+    ]
+
+
+def final_stage() -> str:
+    return DOCKERFILE.rsplit("\nFROM ", 1)[1]
+
+
+def test_it_runs_as_a_non_root_user() -> None:
+    """The last USER of the final stage is not root."""
+    users = re.findall(r"^USER (\S+)", final_stage(), flags=re.MULTILINE)
+    assert users
+    assert users[-1].split(":")[0] not in ("root", "0")
+
+
+def test_the_base_image_is_pinned() -> None:
+    """Every FROM names an exact Python patch release, never `latest`."""
+    for image in instructions("FROM"):
+        assert re.match(r"python:3\.11\.\d+-slim-\w+", image), image
+
+
+def test_it_installs_exactly_what_ci_installs() -> None:
+    """The image installs requirements.lock with the command dev.py (and so CI) runs."""
+    dev = (ROOT / "dev.py").read_text()
+    command = re.search(r'INSTALL_RUNTIME = "([^"]+)"', dev).group(1)  # type: ignore[union-attr]
+    assert any(run.strip() == command for run in instructions("RUN"))
+
+
+def test_the_healthcheck_queries_the_gateway_without_a_token() -> None:
+    """HEALTHCHECK asks /graphql for `{__typename}`, which needs no token and no upstream."""
+    (check,) = instructions("HEALTHCHECK")
+    assert "/graphql?query=%%7B__typename%%7D" in check
+    assert urllib.parse.unquote("%7B__typename%7D") == "{__typename}"
+
+
+def test_it_serves_on_all_interfaces_configured_by_environment() -> None:
+    """The container listens on 0.0.0.0 and runs `python -m gateway serve`."""
+    assert "GATEWAY_HOST=0.0.0.0" in final_stage()
+    assert instructions("CMD")[-1] == '["python", "-m", "gateway", "serve"]'
+
+
+def test_only_the_runtime_reaches_the_image() -> None:
+    """The build context is an allow-list: no tests, no .venv, no .git."""
+    lines = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line]
+    rules = [line for line in lines if not line.startswith("#")]
+    assert rules[0] == "*"
+    allowed = {line[1:] for line in rules if line.startswith("!")}
+    assert allowed == {"requirements.lock", "pyproject.toml", "README.md", "gateway/"}
