@@ -8,6 +8,7 @@ Authorization header.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import TypedDict
 
@@ -20,6 +21,7 @@ from starlette.routing import Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from gateway.circuit_breaker import CircuitBreaker
 from gateway.context import RequestContext
 from gateway.schema import build_schema
 from gateway.settings import Settings
@@ -46,6 +48,7 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
             settings=self._settings,
             upstream=request.state.upstream,
             authorization_header=request.headers.get("authorization"),
+            deadline=time.monotonic() + self._settings.request_deadline,
         )
 
     def encode_json(self, data: object) -> bytes:
@@ -65,8 +68,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
-        async with new_http_client(settings.upstream_timeout, upstream_transport) as http:
-            yield {"upstream": UpstreamClient(http, settings.upstream_url)}
+        breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
+        async with new_http_client(settings, upstream_transport) as http:
+            yield {"upstream": UpstreamClient(http, settings, breaker)}
 
     async def root(_request: Request) -> Response:
         return RedirectResponse("/graphql")

@@ -17,6 +17,8 @@ class RequestContext:
     upstream: UpstreamClient
     authorization_header: str | None
     """The caller's `Authorization` header exactly as received, or None."""
+    deadline: float
+    """The `time.monotonic()` instant by which all of this request's upstream work must end."""
 
     def bearer_authorization(self) -> str:
         """The caller's `Authorization` header, verbatim, if it is a non-blank bearer token.

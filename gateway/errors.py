@@ -7,7 +7,7 @@
     ├── NotFoundError               NOT_FOUND              upstream 404
     ├── UpstreamRateLimitedError    UPSTREAM_RATE_LIMITED  upstream 429 (+ retryAfter seconds)
     ├── UpstreamTimeoutError        UPSTREAM_TIMEOUT       upstream did not answer in time
-    ├── UpstreamUnavailableError    UPSTREAM_UNAVAILABLE   connect/reset/DNS failure, 5xx
+    ├── UpstreamUnavailableError    UPSTREAM_UNAVAILABLE   connect/reset/DNS failure, 5xx, breaker
     └── UpstreamBadResponseError    UPSTREAM_BAD_RESPONSE  2xx that is not the documented JSON
 
 Resolvers raise these; graphql-core copies `extensions` onto the GraphQL error it builds, so the
@@ -29,10 +29,17 @@ class GatewayError(Exception):
 
     code: ClassVar[str] = INTERNAL_SERVER_ERROR
 
-    def __init__(self, message: str, *, upstream_status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.upstream_status = upstream_status
+        self.retry_after = retry_after
 
     @property
     def extensions(self) -> dict[str, Any]:
@@ -40,6 +47,8 @@ class GatewayError(Exception):
         extensions: dict[str, Any] = {"code": self.code}
         if self.upstream_status is not None:
             extensions["upstreamStatus"] = self.upstream_status
+        if self.retry_after is not None:
+            extensions["retryAfter"] = self.retry_after
         return extensions
 
 
@@ -72,19 +81,6 @@ class UpstreamRateLimitedError(GatewayError):
 
     code = "UPSTREAM_RATE_LIMITED"
 
-    def __init__(
-        self, message: str, *, upstream_status: int | None = 429, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message, upstream_status=upstream_status)
-        self.retry_after = retry_after
-
-    @property
-    def extensions(self) -> dict[str, Any]:
-        extensions = super().extensions
-        if self.retry_after is not None:
-            extensions["retryAfter"] = self.retry_after
-        return extensions
-
 
 class UpstreamTimeoutError(GatewayError):
     """Raised when the upstream did not answer within the configured time."""
@@ -93,7 +89,8 @@ class UpstreamTimeoutError(GatewayError):
 
 
 class UpstreamUnavailableError(GatewayError):
-    """Raised when the upstream could not be reached or answered with a 5xx."""
+    """Raised when the upstream could not be reached, answered with a 5xx, or the circuit
+    breaker is open (then with `retryAfter`, the seconds until it lets a probe through)."""
 
     code = "UPSTREAM_UNAVAILABLE"
 

@@ -147,3 +147,24 @@ def page_from_rows(window: Window, fetched: Sequence[T]) -> Page[T]:
         has_next_page=len(fetched) > window.size,
         has_previous_page=start > 0,
     )
+
+
+def upstream_chunks(skip: int, limit: int, max_limit: int) -> list[tuple[int, int]]:
+    """(skip, limit) calls fetching rows `[skip, skip + limit)`, none with `limit > max_limit`."""
+    end = skip + limit
+    return [(start, min(max_limit, end - start)) for start in range(skip, end, max_limit)]
+
+
+def stitch_chunks(limits: Sequence[int], pages: Sequence[Sequence[T]]) -> list[T]:
+    """The rows of consecutive chunk calls, in order, up to the first short chunk.
+
+    A chunk that returned fewer rows than asked for is the end of the list, whatever later
+    chunks say: so a list that shrinks between two concurrent calls, or an upstream that caps
+    `limit` silently below `max_limit`, still gives a consistent page and `hasNextPage`.
+    """
+    rows: list[T] = []
+    for limit, page in zip(limits, pages, strict=True):
+        rows.extend(page[:limit])
+        if len(page) < limit:
+            break
+    return rows

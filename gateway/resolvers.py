@@ -65,6 +65,6 @@ async def resolve_jobs(
         max_page_size=context.settings.max_page_size,
     )
     rows = await context.upstream.list_jobs(
-        authorization, skip=window.start, limit=window.fetch_limit
+        authorization, skip=window.start, limit=window.fetch_limit, deadline=context.deadline
     )
     return connection_from_page(page_from_rows(window, rows))

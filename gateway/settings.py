@@ -9,6 +9,7 @@ whatever needs it: the app factory, the upstream client, the resolvers (through 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,20 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be a whole number of at least 0")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value < math.inf:
+        raise ValueError("must be a number of seconds, 0 or more")
+    return value
+
+
 def _port(raw: str) -> int:
     value = int(raw)
     if not 0 <= value <= 65535:
@@ -37,7 +52,7 @@ def _port(raw: str) -> int:
 
 def _positive_float(raw: str) -> float:
     value = float(raw)
-    if not value > 0:
+    if not 0 < value < math.inf:
         raise ValueError("must be a number of seconds above 0")
     return value
 
@@ -95,7 +110,50 @@ class Settings:
         "Largest `first`/`last` a query may ask for; larger is `BAD_USER_INPUT`.",
     )
     upstream_timeout: float = option(
-        10.0, _positive_float, "Seconds to wait for the upstream to answer one call."
+        10.0,
+        _positive_float,
+        "Seconds one upstream attempt may take in all: connect, send, wait, read the body.",
+    )
+    upstream_connect_timeout: float = option(
+        3.0, _positive_float, "Seconds to wait for a TCP (and TLS) connection to the upstream."
+    )
+    request_deadline: float = option(
+        20.0,
+        _positive_float,
+        "Seconds one GraphQL request may spend on upstream calls, retries and back-off included.",
+    )
+    upstream_retries: int = option(
+        2,
+        _non_negative_int,
+        "Retries of a failed upstream GET (connect errors, 502/503/504, 429); 0 turns them off.",
+    )
+    upstream_retry_backoff: float = option(
+        0.2,
+        _positive_float,
+        "Base of the exponential back-off between retries, in seconds (full jitter, max 2 s).",
+    )
+    upstream_retry_after_max: float = option(
+        5.0,
+        _non_negative_float,
+        "Longest Retry-After (seconds) the gateway waits out itself; a longer one is passed on.",
+    )
+    breaker_failures: int = option(
+        5,
+        _non_negative_int,
+        "Consecutive upstream failures that open the circuit breaker; 0 disables it.",
+    )
+    breaker_cooldown: float = option(
+        10.0, _positive_float, "Seconds the open breaker fails fast before letting a probe through."
+    )
+    upstream_max_limit: int = option(
+        100,
+        _positive_int,
+        "Largest `limit` sent upstream; bigger windows are fetched as several concurrent calls.",
+    )
+    upstream_max_bytes: int = option(
+        16 * 1024 * 1024,
+        _positive_int,
+        "Largest upstream response body accepted, in bytes; larger is UPSTREAM_BAD_RESPONSE.",
     )
     log_level: str = option("INFO", _log_level, "Log level: debug, info, warning, error.")
 

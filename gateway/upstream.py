@@ -2,18 +2,51 @@
 
 Every call forwards the caller's `Authorization` header verbatim and nothing else of the
 caller's. Every way a call can fail becomes one of `gateway.errors`' exceptions here, so the
-rest of the gateway never sees an httpx exception or an HTTP status code.
+rest of the gateway never sees an httpx exception or an HTTP status code:
+
+| what happened                                  | error                    | retried | breaker |
+|------------------------------------------------|--------------------------|---------|---------|
+| could not connect (refused, DNS, connect t/o)  | UpstreamUnavailableError | yes     | failure |
+| connection dropped before an answer            | UpstreamUnavailableError | no      | failure |
+| no full answer within the attempt's time       | UpstreamTimeoutError     | no      | failure |
+| 502, 503, 504                                  | UpstreamUnavailableError | yes     | failure |
+| other 5xx                                      | UpstreamUnavailableError | no      | failure |
+| 429 (Retry-After within the cap, or none)      | UpstreamRateLimitedError | yes     | neutral |
+| 400/422, 401, 403, 404, other 4xx              | coded by `error_for_status` | no   | neutral |
+| 2xx cut short, too large, not JSON, not a list | UpstreamBadResponseError | no      | neutral |
+
+Retries use tenacity (exponential back-off with full jitter, Retry-After honoured up to
+`upstream_retry_after_max`), and stop before a back-off would pass the GraphQL request's
+deadline. stamina was considered: its time limit does not look at the coming back-off, and its
+back-off hook cannot see the deadline, so it cannot promise "never past the deadline".
 """
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
+import logging
 import re
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import httpx
 import orjson
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
 
 from gateway import __version__
+from gateway.circuit_breaker import CircuitBreaker
 from gateway.errors import (
     BadUserInputError,
     ForbiddenError,
@@ -25,6 +58,10 @@ from gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from gateway.pagination import stitch_chunks, upstream_chunks
+from gateway.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 JobJSON = dict[str, Any]
 """One job as the upstream sent it, decoded from JSON but otherwise untouched."""
@@ -32,7 +69,14 @@ JobJSON = dict[str, Any]
 JOBS_PATH: Final = "/jobs/v1/"
 USER_AGENT: Final = f"jobs-graphql-gateway/{__version__}"
 _EXCERPT_LENGTH: Final = 120
+_ERROR_BODY_BYTES: Final = 4096
+_RETRY_BACKOFF_MAX: Final = 2.0
+_RETRIED_STATUSES: Final = frozenset({502, 503, 504})
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
+
+
+class ConnectFailedError(UpstreamUnavailableError):
+    """Raised when no connection to the upstream could be made: safe to retry."""
 
 
 def body_excerpt(body: bytes, authorization: str) -> str:
@@ -47,21 +91,31 @@ def body_excerpt(body: bytes, authorization: str) -> str:
     return text or "(empty body)"
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header in its delta-seconds form; None when absent or a date."""
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if unusable."""
     if value is None:
         return None
+    value = value.strip()
     try:
-        seconds = float(value.strip())
+        seconds = float(value)
     except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+        seconds = max(0.0, seconds)
+    if not 0 <= seconds < 86_400 * 365:
         return None
-    return seconds if seconds >= 0 else None
+    return round(seconds, 3)
 
 
-def error_for_status(response: httpx.Response, authorization: str) -> GatewayError:
+def error_for_status(
+    status: int, headers: httpx.Headers, body: bytes, authorization: str
+) -> GatewayError:
     """The gateway error for a non-2xx upstream answer."""
-    status = response.status_code
-    excerpt = body_excerpt(response.content, authorization)
     if status == 401:
         return UnauthenticatedError(
             "The Jobs API rejected the bearer token (expired, revoked or not issued for it)",
@@ -79,16 +133,16 @@ def error_for_status(response: httpx.Response, authorization: str) -> GatewayErr
             "GATEWAY_UPSTREAM_URL is misconfigured",
             upstream_status=status,
         )
+    excerpt = body_excerpt(body, authorization)
     if status in (400, 422):
         return BadUserInputError(
             f"The Jobs API refused the request: {excerpt}", upstream_status=status
         )
     if status == 429:
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
         return UpstreamRateLimitedError(
             "The Jobs API is rate limiting this token; retry later",
             upstream_status=status,
-            retry_after=retry_after,
+            retry_after=parse_retry_after(headers.get("retry-after")),
         )
     if status >= 500:
         return UpstreamUnavailableError(
@@ -99,61 +153,255 @@ def error_for_status(response: httpx.Response, authorization: str) -> GatewayErr
     )
 
 
-def decode_job_list(response: httpx.Response, authorization: str) -> list[JobJSON]:
+def decode_job_list(status: int, body: bytes, authorization: str) -> list[JobJSON]:
     """The JSON array of a 2xx list response; `UpstreamBadResponseError` for anything else."""
     try:
-        decoded = orjson.loads(response.content)
+        decoded = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise UpstreamBadResponseError(
             "The Jobs API answered with a body that is not JSON (or was cut short): "
-            + body_excerpt(response.content, authorization),
-            upstream_status=response.status_code,
+            + body_excerpt(body, authorization),
+            upstream_status=status,
         ) from None
     if not isinstance(decoded, list):
         raise UpstreamBadResponseError(
             f"The Jobs API answered with a JSON {type(decoded).__name__} where a list of "
             "jobs was expected",
-            upstream_status=response.status_code,
+            upstream_status=status,
         )
     return decoded
+
+
+def is_retryable(error: BaseException, retry_after_max: float) -> bool:
+    """Whether a failed GET may be tried again: connect errors, 502/503/504, a 429 we can wait."""
+    if isinstance(error, ConnectFailedError):
+        return True
+    if isinstance(error, UpstreamRateLimitedError):
+        return error.retry_after is None or error.retry_after <= retry_after_max
+    return (
+        isinstance(error, UpstreamUnavailableError) and error.upstream_status in _RETRIED_STATUSES
+    )
+
+
+class _StopBeforeDeadline(stop_base):
+    """Stop when the coming back-off would end at or after `deadline` (a monotonic time)."""
+
+    def __init__(self, deadline: float) -> None:
+        self._deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return time.monotonic() + retry_state.upcoming_sleep >= self._deadline
+
+
+class _WaitRetryAfterOrBackoff(wait_base):
+    """Wait what a 429's Retry-After asks for; otherwise exponential back-off with jitter."""
+
+    def __init__(self, backoff: float) -> None:
+        self._backoff = wait_random_exponential(multiplier=backoff, max=_RETRY_BACKOFF_MAX)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(error, UpstreamRateLimitedError) and error.retry_after is not None:
+            return error.retry_after
+        return float(self._backoff(retry_state))
+
+
+def _log_retry(retry_state: RetryCallState) -> None:
+    error = retry_state.outcome.exception() if retry_state.outcome else None
+    logger.info(
+        "Retrying upstream call in %.2f s after attempt %d failed: %s",
+        retry_state.upcoming_sleep,
+        retry_state.attempt_number,
+        error.extensions.get("code") if isinstance(error, GatewayError) else type(error).__name__,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    """A successful (2xx) upstream answer, read in full."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+
+async def _all_in_order(
+    calls: list[Coroutine[Any, Any, list[JobJSON]]],
+) -> list[list[JobJSON]]:
+    """Run `calls` concurrently; the first failure cancels the rest and is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(call) for call in calls]
+    except ExceptionGroup as failures:
+        raise failures.exceptions[0] from None
+    return [task.result() for task in tasks]
 
 
 class UpstreamClient:
     """Calls the Jobs REST API with the caller's token over one shared, pooled httpx client."""
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, settings: Settings, breaker: CircuitBreaker
+    ) -> None:
         self._http = http
-        self._base_url = base_url.rstrip("/")
+        self._settings = settings
+        self._breaker = breaker
+        self._base_url = settings.upstream_url.rstrip("/")
 
     @property
     def base_url(self) -> str:
         """The upstream base URL, without a trailing slash."""
         return self._base_url
 
-    async def list_jobs(self, authorization: str, *, skip: int, limit: int) -> list[JobJSON]:
-        """`GET /jobs/v1/?skip=&limit=`: up to `limit` jobs of the token's team from `skip` on."""
-        response = await self._get(authorization, JOBS_PATH, {"skip": skip, "limit": limit})
-        return decode_job_list(response, authorization)
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The circuit breaker guarding this upstream."""
+        return self._breaker
 
-    async def _get(self, authorization: str, path: str, params: dict[str, int]) -> httpx.Response:
-        headers = {"authorization": authorization, "accept": "application/json"}
+    async def list_jobs(
+        self, authorization: str, *, skip: int, limit: int, deadline: float
+    ) -> list[JobJSON]:
+        """`GET /jobs/v1/?skip=&limit=`: up to `limit` jobs of the token's team from `skip` on.
+
+        A `limit` above `upstream_max_limit` is fetched as several concurrent calls, stitched
+        in order (see `pagination.stitch_chunks` for what a short chunk means).
+        """
+        chunks = upstream_chunks(skip, limit, self._settings.upstream_max_limit)
+        if len(chunks) == 1:
+            return await self._job_list(authorization, skip, limit, deadline)
+        pages = await _all_in_order(
+            [self._job_list(authorization, start, size, deadline) for start, size in chunks]
+        )
+        return stitch_chunks([size for _, size in chunks], pages)
+
+    async def _job_list(
+        self, authorization: str, skip: int, limit: int, deadline: float
+    ) -> list[JobJSON]:
+        response = await self.get(
+            authorization, JOBS_PATH, {"skip": skip, "limit": limit}, deadline
+        )
+        return decode_job_list(response.status, response.body, authorization)
+
+    async def get(
+        self, authorization: str, path: str, params: dict[str, int], deadline: float
+    ) -> UpstreamResponse:
+        """GET `path` with retries, within `deadline` (a `time.monotonic()` instant)."""
+        settings = self._settings
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(settings.upstream_retries + 1) | _StopBeforeDeadline(deadline),
+            wait=_WaitRetryAfterOrBackoff(settings.upstream_retry_backoff),
+            retry=retry_if_exception(
+                lambda error: is_retryable(error, settings.upstream_retry_after_max)
+            ),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(authorization, path, params, deadline)
+        raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
+
+    async def _attempt(
+        self, authorization: str, path: str, params: dict[str, int], deadline: float
+    ) -> UpstreamResponse:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise UpstreamTimeoutError(
+                "The Jobs API did not answer within the request's deadline "
+                f"({self._settings.request_deadline:g} s)"
+            )
+        self._breaker.before_call()
+        settle: Callable[[], None] = self._breaker.record_abandoned
         try:
-            response = await self._http.get(self._base_url + path, params=params, headers=headers)
-        except httpx.TimeoutException:
-            raise UpstreamTimeoutError("The Jobs API did not answer in time") from None
-        except httpx.TransportError as error:
-            # The class name says what failed (ConnectError, RemoteProtocolError...); the
-            # exception text may carry addresses, so it stays out of the client's message.
-            raise UpstreamUnavailableError(
-                f"The Jobs API could not be reached ({type(error).__name__})"
+            async with asyncio.timeout(min(self._settings.upstream_timeout, remaining)):
+                response = await self._send(authorization, path, params)
+        except TimeoutError:
+            settle = self._breaker.record_failure
+            waited = min(self._settings.upstream_timeout, remaining)
+            raise UpstreamTimeoutError(
+                f"The Jobs API did not answer within {waited:.3g} s"
             ) from None
-        if not response.is_success:
-            raise error_for_status(response, authorization)
-        return response
+        except (UpstreamUnavailableError, UpstreamTimeoutError):
+            settle = self._breaker.record_failure
+            raise
+        except GatewayError:
+            settle = self._breaker.record_neutral
+            raise
+        else:
+            settle = self._breaker.record_success
+            return response
+        finally:
+            settle()
+
+    async def _send(
+        self, authorization: str, path: str, params: dict[str, int]
+    ) -> UpstreamResponse:
+        headers = {"authorization": authorization, "accept": "application/json"}
+        request = self._http.build_request(
+            "GET", self._base_url + path, params=params, headers=headers
+        )
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.TimeoutException as error:
+            if isinstance(error, httpx.ConnectTimeout | httpx.PoolTimeout):
+                raise ConnectFailedError(
+                    "The Jobs API could not be reached (connect timeout)"
+                ) from None
+            raise UpstreamTimeoutError("The Jobs API did not answer in time") from None
+        except httpx.ConnectError:
+            raise ConnectFailedError(
+                "The Jobs API could not be reached (connection failed)"
+            ) from None
+        except httpx.TransportError as error:
+            # The class name says what failed; the exception text may carry addresses.
+            raise UpstreamUnavailableError(
+                f"The Jobs API dropped the connection ({type(error).__name__})"
+            ) from None
+        try:
+            if not response.is_success:
+                body = await self._read(response, _ERROR_BODY_BYTES, truncate=True)
+                raise error_for_status(response.status_code, response.headers, body, authorization)
+            body = await self._read(response, self._settings.upstream_max_bytes, truncate=False)
+            return UpstreamResponse(response.status_code, response.headers, body)
+        finally:
+            await response.aclose()
+
+    @staticmethod
+    async def _read(response: httpx.Response, limit: int, *, truncate: bool) -> bytes:
+        """The body, at most `limit` bytes.
+
+        With `truncate` (error bodies, read only for an excerpt) whatever arrived is enough;
+        without it a body over `limit`, cut short or stalled is an error.
+        """
+        parts: list[bytes] = []
+        size = 0
+        try:
+            async for part in response.aiter_bytes():
+                parts.append(part)
+                size += len(part)
+                if size > limit:
+                    if truncate:
+                        break
+                    raise UpstreamBadResponseError(
+                        f"The Jobs API sent a response larger than {limit} bytes",
+                        upstream_status=response.status_code,
+                    )
+        except httpx.TimeoutException:
+            if not truncate:
+                raise UpstreamTimeoutError(
+                    "The Jobs API stopped sending its answer midway"
+                ) from None
+        except httpx.TransportError as error:
+            if not truncate:
+                raise UpstreamBadResponseError(
+                    f"The Jobs API's answer was cut short ({type(error).__name__})",
+                    upstream_status=response.status_code,
+                ) from None
+        return b"".join(parts)[:limit]
 
 
 def new_http_client(
-    timeout: float, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
     """The one pooled client a running gateway shares across all requests.
 
@@ -161,7 +409,11 @@ def new_http_client(
     """
     return httpx.AsyncClient(
         transport=transport,
-        timeout=httpx.Timeout(timeout),
+        timeout=httpx.Timeout(
+            settings.upstream_timeout,
+            connect=settings.upstream_connect_timeout,
+            pool=settings.upstream_connect_timeout,
+        ),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
         headers={"user-agent": USER_AGENT},
         follow_redirects=False,

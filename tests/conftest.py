@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
@@ -11,9 +12,12 @@ import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.app import create_app
+from gateway.circuit_breaker import CircuitBreaker
+from gateway.context import RequestContext
 from gateway.sample_upstream import DEMO_TOKEN, SampleUpstream
 from gateway.serving import BackgroundServer
 from gateway.settings import Settings
+from gateway.upstream import UpstreamClient
 
 DEMO_AUTH = {"authorization": f"Bearer {DEMO_TOKEN}"}
 
@@ -28,6 +32,20 @@ def make_settings(upstream_url: str = "http://upstream.invalid", **overrides: ob
     environ = {"GATEWAY_UPSTREAM_URL": upstream_url}
     environ.update({f"GATEWAY_{key.upper()}": str(value) for key, value in overrides.items()})
     return Settings.from_env(environ)
+
+
+def request_context(
+    http: httpx.AsyncClient, authorization: str | None = f"Bearer {DEMO_TOKEN}", **overrides: object
+) -> RequestContext:
+    """The context the HTTP layer would build, over `http` (usually a MockTransport client)."""
+    settings = make_settings(**overrides)
+    breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
+    return RequestContext(
+        settings=settings,
+        upstream=UpstreamClient(http, settings, breaker),
+        authorization_header=authorization,
+        deadline=time.monotonic() + settings.request_deadline,
+    )
 
 
 @contextlib.asynccontextmanager

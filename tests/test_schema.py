@@ -10,12 +10,10 @@ import httpx
 import pytest
 from graphql import GraphQLList, GraphQLNamedType, GraphQLNonNull, GraphQLObjectType, get_named_type
 
-from gateway.context import RequestContext
 from gateway.sample_upstream import SampleUpstream
 from gateway.schema import build_schema
-from gateway.upstream import UpstreamClient
 
-from .conftest import make_settings
+from .conftest import request_context
 
 pytestmark = pytest.mark.anyio
 
@@ -71,11 +69,7 @@ async def execute(
     variables: dict[str, Any] | None = None,
     authorization: str | None = "Bearer demo-token",
 ) -> Any:
-    context = RequestContext(
-        settings=make_settings(),
-        upstream=UpstreamClient(client, "http://upstream.invalid"),
-        authorization_header=authorization,
-    )
+    context = request_context(client, authorization)
     return await SCHEMA.execute(query, variable_values=variables, context_value=context)
 
 
