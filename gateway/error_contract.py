@@ -24,6 +24,10 @@ from gateway.types import Job, JobMetadata, Step, StepEnvelope
 
 logger = logging.getLogger(__name__)
 
+INTERNAL_ERROR_MESSAGE = (
+    "Internal server error: the gateway failed unexpectedly; details are in its log"
+)
+
 _JSON_TYPE_NAMES = tuple(cls.__name__ for cls in (Job, JobMetadata, Step, StepEnvelope))
 # graphql-core reports a null in a non-null field with this TypeError message; among the job
 # types that can only come from the upstream's data.
@@ -73,7 +77,7 @@ def coded_error(error: GraphQLError) -> GraphQLError:
         "Unexpected error at %s", error.path, exc_info=original if original is not None else error
     )
     return GraphQLError(
-        "Internal server error: the gateway failed unexpectedly; the details are in its log",
+        INTERNAL_ERROR_MESSAGE,
         nodes=error.nodes,
         path=error.path,
         extensions={"code": INTERNAL_SERVER_ERROR},

@@ -63,6 +63,11 @@ async def asgi_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+def network_gateway(upstream_url: str, **overrides: object) -> Any:
+    """The gateway app calling `upstream_url` over real TCP (served in process here)."""
+    return create_app(make_settings(upstream_url, **overrides))
+
+
 def in_process_gateway(upstream: ASGIApp | httpx.AsyncBaseTransport, **overrides: object) -> Any:
     """The gateway app whose upstream is `upstream` (an ASGI app or a transport), no sockets."""
     transport = (

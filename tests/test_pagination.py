@@ -16,6 +16,8 @@ from gateway.pagination import (
     encode_cursor,
     page_from_rows,
     page_window,
+    stitch_chunks,
+    upstream_chunks,
 )
 
 DEFAULT, MAXIMUM = 20, 100
@@ -203,3 +205,44 @@ def test_first_zero_still_tells_whether_rows_follow() -> None:
     assert (chosen.start, chosen.fetch_limit) == (5, 1)
     assert page_from_rows(chosen, [5]).has_next_page
     assert not page_from_rows(chosen, []).has_next_page
+
+
+@given(
+    size=st.integers(min_value=0, max_value=120),
+    skip=st.integers(min_value=0, max_value=130),
+    limit=st.integers(min_value=1, max_value=101),
+    cap=st.integers(min_value=1, max_value=40),
+)
+def test_chunks_cover_the_window_and_stitch_to_a_slice(
+    size: int, skip: int, limit: int, cap: int
+) -> None:
+    """Chunked calls never exceed the cap, tile the window, and stitch to plain slicing."""
+    rows = list(range(size))
+    chunks = upstream_chunks(skip, limit, cap)
+    assert all(1 <= chunk_limit <= cap for _, chunk_limit in chunks)
+    assert [
+        row for start, chunk_limit in chunks for row in range(start, start + chunk_limit)
+    ] == list(range(skip, skip + limit))
+    pages = [rows[start : start + chunk_limit] for start, chunk_limit in chunks]
+    assert (
+        stitch_chunks([chunk_limit for _, chunk_limit in chunks], pages)
+        == rows[skip : skip + limit]
+    )
+
+
+@given(
+    size=st.integers(min_value=0, max_value=120),
+    limit=st.integers(min_value=1, max_value=101),
+    cap=st.integers(min_value=1, max_value=40),
+    silent_cap=st.integers(min_value=1, max_value=40),
+)
+def test_a_silently_capping_upstream_gives_a_consistent_prefix(
+    size: int, limit: int, cap: int, silent_cap: int
+) -> None:
+    """If the upstream returns fewer rows than asked, the stitched rows are a prefix that ends
+    at the first short chunk: never a gap, never rows after a hole."""
+    rows = list(range(size))
+    chunks = upstream_chunks(0, limit, cap)
+    pages = [rows[start : start + min(chunk_limit, silent_cap)] for start, chunk_limit in chunks]
+    stitched = stitch_chunks([chunk_limit for _, chunk_limit in chunks], pages)
+    assert stitched == rows[: len(stitched)]

@@ -1,0 +1,78 @@
+"""Keeps callers' credentials out of every log line, whoever logs it.
+
+The HTTP layer registers the credentials of the request it is serving (`redacting`); a log
+record factory, installed once per process (`install_log_redaction`), replaces them with
+`[redacted]` in each record's message and in its formatted exception, at the moment the record
+is created, so no handler or formatter downstream can see them. The credentials live in a
+context variable: each request (and the tasks it starts) sees only its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import traceback
+from collections.abc import Iterator
+
+REDACTED = "[redacted]"
+_MIN_SECRET_LENGTH = 4  # shorter strings would redact ordinary words
+_secrets: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "gateway_secrets", default=()
+)
+_installed = False
+
+
+def secrets_of(authorization: str | None) -> tuple[str, ...]:
+    """What must never be logged of an Authorization header: the whole value and its token."""
+    if not authorization:
+        return ()
+    token = authorization.strip().partition(" ")[2].strip()
+    found = {authorization, authorization.strip(), token}
+    return tuple(sorted((s for s in found if len(s) >= _MIN_SECRET_LENGTH), key=len, reverse=True))
+
+
+def redact(text: str, secrets: tuple[str, ...] | None = None) -> str:
+    """`text` with every secret of the current request (or `secrets`) replaced."""
+    for secret in _secrets.get() if secrets is None else secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+@contextlib.contextmanager
+def redacting(authorization: str | None) -> Iterator[None]:
+    """Within this block, log records redact `authorization` and its token."""
+    reset = _secrets.set(secrets_of(authorization))
+    try:
+        yield
+    finally:
+        _secrets.reset(reset)
+
+
+def install_log_redaction() -> None:
+    """Make every log record of this process redact the current request's credentials."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    make_record = logging.getLogRecordFactory()
+
+    def redacting_record(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        secrets = _secrets.get()
+        if not secrets:
+            return record
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a bad format string: logging reports it later
+            message = str(record.msg)
+        record.msg, record.args = redact(message, secrets), None
+        if record.exc_info and record.exc_info[1] is not None:
+            formatted = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            record.exc_text = redact(formatted, secrets)
+            # The traceback is kept only as redacted text; the live exception would leak again.
+            record.exc_info = None
+        return record
+
+    logging.setLogRecordFactory(redacting_record)

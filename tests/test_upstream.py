@@ -1,0 +1,75 @@
+"""Upstream helpers: Retry-After parsing, body excerpts, the retry policy, log redaction."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.errors import UpstreamRateLimitedError, UpstreamUnavailableError
+from gateway.redaction import install_log_redaction, redacting, secrets_of
+from gateway.upstream import ConnectFailedError, body_excerpt, is_retryable, parse_retry_after
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("3", 3.0),
+        (" 0.5 ", 0.5),
+        ("Thu, 01 Jan 2026 12:00:30 GMT", 30.0),
+        ("Thu, 01 Jan 2026 11:00:00 GMT", 0.0),
+        ("soon", None),
+        ("-4", None),
+        (None, None),
+    ],
+)
+def test_retry_after_in_both_forms(header: str | None, seconds: float | None) -> None:
+    """Delta-seconds and HTTP-dates both work; junk and negatives are ignored."""
+    assert parse_retry_after(header, now=NOW) == seconds
+
+
+def test_body_excerpts_are_short_printable_and_token_free() -> None:
+    """At most 120 characters, control bytes folded, the token replaced."""
+    excerpt = body_excerpt(b"<html>\x00\x1b[31m tok3n-value " + b"y" * 900, "Bearer tok3n-value")
+    assert "tok3n" not in excerpt
+    assert "\x00" not in excerpt
+    assert len(excerpt) <= 123
+    assert body_excerpt(b"", "Bearer x") == "(empty body)"
+
+
+def test_the_retry_policy() -> None:
+    """Connect failures, 502/503/504 and waitable 429s are retried; nothing else."""
+    assert is_retryable(ConnectFailedError("x"), 5)
+    for status, expected in ((502, True), (503, True), (504, True), (500, False), (None, False)):
+        assert is_retryable(UpstreamUnavailableError("x", upstream_status=status), 5) is expected
+    assert is_retryable(UpstreamRateLimitedError("x", upstream_status=429), 5)
+    assert is_retryable(UpstreamRateLimitedError("x", upstream_status=429, retry_after=5), 5)
+    assert not is_retryable(UpstreamRateLimitedError("x", upstream_status=429, retry_after=6), 5)
+    assert not is_retryable(ValueError("x"), 5)
+
+
+def test_secrets_of_an_authorization_header() -> None:
+    """The whole header and the bare token are secrets; empty and tiny strings are not."""
+    assert secrets_of("Bearer abc.def") == ("Bearer abc.def", "abc.def")
+    assert secrets_of(None) == ()
+    assert secrets_of("Bearer x") == ("Bearer x",)
+
+
+def test_log_records_redact_the_current_requests_token(caplog: pytest.LogCaptureFixture) -> None:
+    """Messages, arguments and tracebacks logged during a request lose its token."""
+    install_log_redaction()
+    logger = logging.getLogger("gateway.test")
+    with caplog.at_level(logging.DEBUG), redacting("Bearer sekrit-123"):
+        logger.debug("header was %s", "Bearer sekrit-123")
+        try:
+            raise RuntimeError("failed with sekrit-123")
+        except RuntimeError:
+            logger.exception("boom")
+    logger.warning("outside a request sekrit-123 is just text")
+    assert "Bearer sekrit-123" not in caplog.text
+    assert caplog.text.count("sekrit-123") == 1
+    assert "header was [redacted]" in caplog.text
+    assert "RuntimeError: failed with [redacted]" in caplog.text
