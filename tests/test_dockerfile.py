@@ -62,3 +62,18 @@ def test_only_the_runtime_reaches_the_image() -> None:
     assert rules[0] == "*"
     allowed = {line[1:] for line in rules if line.startswith("!")}
     assert allowed == {"requirements.lock", "pyproject.toml", "README.md", "gateway/"}
+
+
+def test_the_lock_pins_every_runtime_dependency() -> None:
+    """requirements.lock (what the image and CI install) pins each [project.dependencies] entry."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pinned = {
+        line.split("==")[0].lower().replace("_", "-")
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line
+    }
+    for requirement in project["dependencies"]:
+        name = re.split(r"[<>=\[ ;]", requirement, maxsplit=1)[0].lower()
+        assert name in pinned, f"{name} is not in requirements.lock: run python3 dev.py lock"
