@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from gateway.cache import new_page_cache
 from gateway.circuit_breaker import CircuitBreaker
 from gateway.context import RequestContext
 from gateway.error_contract import INTERNAL_ERROR_MESSAGE
@@ -110,8 +111,13 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
         breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
-        async with new_http_client(settings, upstream_transport) as http:
-            yield {"upstream": UpstreamClient(http, settings, breaker)}
+        cache = new_page_cache(settings)
+        try:
+            async with new_http_client(settings, upstream_transport) as http:
+                yield {"upstream": UpstreamClient(http, settings, breaker, cache)}
+        finally:
+            if cache is not None:
+                await cache.close()
 
     async def root(_request: Request) -> Response:
         return RedirectResponse("/graphql")

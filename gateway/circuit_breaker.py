@@ -82,6 +82,14 @@ class CircuitBreaker:
             retry_after=round(remaining, 1) if self._state is CircuitState.OPEN else None,
         )
 
+    def allows_call(self) -> bool:
+        """`before_call` as a question: True lets the call through (and counts it)."""
+        try:
+            self.before_call()
+        except CircuitOpenError:
+            return False
+        return True
+
     def record_success(self) -> None:
         """A call got an answer from a healthy upstream: close the circuit."""
         self._failures = 0

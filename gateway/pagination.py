@@ -155,6 +155,18 @@ def upstream_chunks(skip: int, limit: int, max_limit: int) -> list[tuple[int, in
     return [(start, min(max_limit, end - start)) for start in range(skip, end, max_limit)]
 
 
+def aligned_blocks(skip: int, limit: int, block_size: int) -> list[tuple[int, int]]:
+    """(skip, limit) calls of whole `block_size`-row blocks, aligned to multiples of it, that
+    cover rows `[skip, skip + limit)`.
+
+    Neighbouring pages then ask for the same blocks, so a cached block serves them all: after
+    `first: 20` (rows 0..20 from block 0..99), `first: 20, after: c(19)` needs no new call.
+    """
+    first_block = skip // block_size
+    last_block = (skip + limit - 1) // block_size
+    return [(index * block_size, block_size) for index in range(first_block, last_block + 1)]
+
+
 def stitch_chunks(limits: Sequence[int], pages: Sequence[Sequence[T]]) -> list[T]:
     """The rows of consecutive chunk calls, in order, up to the first short chunk.
 

@@ -80,12 +80,31 @@ def _text(raw: str) -> str:
     return raw
 
 
-def option(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
-    """Declare a setting: its default (`dataclasses.MISSING` when required), parser and meaning."""
+def _cache_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme == "memory":
+        return "memory://"
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError("must be memory:// or redis://host:port/db (rediss:// for TLS)")
+    try:
+        parts.port  # noqa: B018 - parsing the port raises for a malformed one
+        db = parts.path.strip("/")
+        if db and int(db) < 0:
+            raise ValueError
+    except ValueError:
+        raise ValueError("has a malformed port or database number") from None
+    return raw.strip()
+
+
+def option(default: Any, parse: Callable[[str], Any], doc: str, *, secret: bool = False) -> Any:
+    """Declare a setting: its default (`dataclasses.MISSING` when required), parser and meaning.
+
+    A `secret` one (a key, a URL that may hold a password) is left out of the settings' repr.
+    """
     metadata = {"parse": parse, "doc": doc}
     if default is dataclasses.MISSING:
-        return field(metadata=metadata)
-    return field(default=default, metadata=metadata)
+        return field(metadata=metadata, repr=not secret)
+    return field(default=default, metadata=metadata, repr=not secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +174,37 @@ class Settings:
         _positive_int,
         "Largest upstream response body accepted, in bytes; larger is UPSTREAM_BAD_RESPONSE.",
     )
+    cache_ttl: float = option(
+        5.0,
+        _non_negative_float,
+        "Seconds a successful upstream page is cached; 0 turns caching and deduplication off.",
+    )
+    cache_url: str = option(
+        "memory://",
+        _cache_url,
+        "`memory://` (per process) or `redis://[user:password@]host:port/db` (`rediss://` for "
+        "TLS), shared by every replica pointed at it.",
+        secret=True,
+    )
+    cache_key_secret: str = option(
+        "",
+        _text,
+        "HMAC key for the credential part of cache keys. Required with Redis (the same on every "
+        "replica); random per process when unset with `memory://`.",
+        secret=True,
+    )
+    cache_timeout: float = option(
+        0.25, _positive_float, "Seconds one cache (Redis) operation may take before it is skipped."
+    )
+    cache_block_size: int = option(
+        100,
+        _non_negative_int,
+        "With caching on, fetch aligned blocks of this many rows so neighbouring pages share "
+        "them (capped at `GATEWAY_UPSTREAM_MAX_LIMIT`); 0 fetches exact windows.",
+    )
+    cache_max_entries: int = option(
+        2000, _positive_int, "Most pages the `memory://` cache holds; the oldest goes first."
+    )
     log_level: str = option("INFO", _log_level, "Log level: debug, info, warning, error.")
 
     @classmethod
@@ -185,6 +235,11 @@ class Settings:
                     reason = "is not a number"
                 raise SettingsError(f"{source}={raw!r} is invalid: {reason}") from None
         settings = cls(**values)
+        if settings.uses_redis and settings.cache_ttl > 0 and not settings.cache_key_secret:
+            raise SettingsError(
+                "GATEWAY_CACHE_KEY_SECRET is not set: a Redis cache needs a key for its "
+                "credential hashes, the same on every replica"
+            )
         if settings.default_page_size > settings.max_page_size:
             raise SettingsError(
                 f"GATEWAY_DEFAULT_PAGE_SIZE ({settings.default_page_size}) is above "
@@ -192,11 +247,19 @@ class Settings:
             )
         return settings
 
+    @property
+    def uses_redis(self) -> bool:
+        """Whether the cache is a Redis shared with other processes."""
+        return self.cache_url.startswith(("redis://", "rediss://"))
+
     @classmethod
     def documentation(cls) -> list[tuple[str, str, str]]:
         """(variable, default, meaning) for every setting: the source of the README's table."""
         rows = []
         for spec in dataclasses.fields(cls):
-            default = "required" if spec.default is dataclasses.MISSING else f"`{spec.default}`"
+            if spec.default is dataclasses.MISSING:
+                default = "required"
+            else:
+                default = f"`{spec.default}`" if spec.default != "" else "unset"
             rows.append((ENV_PREFIX + spec.name.upper(), default, spec.metadata["doc"]))
         return rows

@@ -28,7 +28,7 @@ import email.utils
 import logging
 import re
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -46,6 +46,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from gateway import __version__
+from gateway.cache import Fetched, PageCache
 from gateway.circuit_breaker import CircuitBreaker
 from gateway.errors import (
     BadUserInputError,
@@ -58,7 +59,7 @@ from gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from gateway.pagination import stitch_chunks, upstream_chunks
+from gateway.pagination import aligned_blocks, stitch_chunks, upstream_chunks
 from gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -172,6 +173,29 @@ def decode_job_list(status: int, body: bytes, authorization: str) -> list[JobJSO
     return decoded
 
 
+def cache_lifetime(headers: httpx.Headers, *, shared: bool) -> float | None:
+    """Seconds the upstream's Cache-Control lets this answer be stored (0: not at all).
+
+    `no-store` and `no-cache` forbid it; so does `private` when the cache is shared with other
+    processes (Redis). `s-maxage` (shared) or `max-age` cap the lifetime; None sets no cap.
+    """
+    directives: dict[str, str] = {}
+    for part in headers.get_list("cache-control", split_commas=True):
+        name, _, value = part.strip().partition("=")
+        directives[name.strip().lower()] = value.strip().strip('"')
+    if "no-store" in directives or "no-cache" in directives:
+        return 0.0
+    if shared and "private" in directives:
+        return 0.0
+    for name in ("s-maxage", "max-age") if shared else ("max-age",):
+        if name in directives:
+            try:
+                return max(0.0, float(directives[name]))
+            except ValueError:
+                return 0.0
+    return None
+
+
 def is_retryable(error: BaseException, retry_after_max: float) -> bool:
     """Whether a failed GET may be tried again: connect errors, 502/503/504, a 429 we can wait."""
     if isinstance(error, ConnectFailedError):
@@ -241,11 +265,16 @@ class UpstreamClient:
     """Calls the Jobs REST API with the caller's token over one shared, pooled httpx client."""
 
     def __init__(
-        self, http: httpx.AsyncClient, settings: Settings, breaker: CircuitBreaker
+        self,
+        http: httpx.AsyncClient,
+        settings: Settings,
+        breaker: CircuitBreaker,
+        cache: PageCache | None = None,
     ) -> None:
         self._http = http
         self._settings = settings
         self._breaker = breaker
+        self._cache = cache
         self._base_url = settings.upstream_url.rstrip("/")
 
     @property
@@ -263,24 +292,46 @@ class UpstreamClient:
     ) -> list[JobJSON]:
         """`GET /jobs/v1/?skip=&limit=`: up to `limit` jobs of the token's team from `skip` on.
 
-        A `limit` above `upstream_max_limit` is fetched as several concurrent calls, stitched
-        in order (see `pagination.stitch_chunks` for what a short chunk means).
+        Without a cache, the window is fetched as is, in calls of at most `upstream_max_limit`
+        rows. With one, it is fetched as aligned blocks that neighbouring windows share. Either
+        way the calls run concurrently and are stitched in order (see `pagination.stitch_chunks`
+        for what a short one means).
         """
-        chunks = upstream_chunks(skip, limit, self._settings.upstream_max_limit)
-        if len(chunks) == 1:
+        cap = self._settings.upstream_max_limit
+        block_size = min(self._settings.cache_block_size, cap)
+        if self._cache is None or block_size == 0:
+            calls = upstream_chunks(skip, limit, cap)
+        else:
+            calls = aligned_blocks(skip, limit, block_size)
+        if len(calls) == 1 and calls[0] == (skip, limit):
             return await self._job_list(authorization, skip, limit, deadline)
         pages = await _all_in_order(
-            [self._job_list(authorization, start, size, deadline) for start, size in chunks]
+            [self._job_list(authorization, start, size, deadline) for start, size in calls]
         )
-        return stitch_chunks([size for _, size in chunks], pages)
+        rows = stitch_chunks([size for _, size in calls], pages)
+        offset = skip - calls[0][0]
+        return rows[offset : offset + limit]
 
     async def _job_list(
         self, authorization: str, skip: int, limit: int, deadline: float
     ) -> list[JobJSON]:
+        def fetch() -> Awaitable[Fetched]:
+            return self._fetch_job_list(authorization, skip, limit, deadline)
+
+        if self._cache is None:
+            return (await fetch()).rows
+        url = f"{self._base_url}{JOBS_PATH}?skip={skip}&limit={limit}"
+        return await self._cache.get_or_fetch(self._cache.page_key(authorization, url), fetch)
+
+    async def _fetch_job_list(
+        self, authorization: str, skip: int, limit: int, deadline: float
+    ) -> Fetched:
         response = await self.get(
             authorization, JOBS_PATH, {"skip": skip, "limit": limit}, deadline
         )
-        return decode_job_list(response.status, response.body, authorization)
+        rows = decode_job_list(response.status, response.body, authorization)
+        shared = self._cache is not None and self._cache.shared
+        return Fetched(rows, max_age=cache_lifetime(response.headers, shared=shared))
 
     async def get(
         self, authorization: str, path: str, params: dict[str, int], deadline: float

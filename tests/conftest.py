@@ -28,8 +28,12 @@ def anyio_backend() -> str:
 
 
 def make_settings(upstream_url: str = "http://upstream.invalid", **overrides: object) -> Settings:
-    """Settings as the environment would give them, from a plain dict."""
-    environ = {"GATEWAY_UPSTREAM_URL": upstream_url}
+    """Settings as the environment would give them, from a plain dict.
+
+    Caching is off unless a test turns it on (`cache_ttl=...`): elsewhere each page must map
+    to exactly the upstream calls the test counts.
+    """
+    environ = {"GATEWAY_UPSTREAM_URL": upstream_url, "GATEWAY_CACHE_TTL": "0"}
     environ.update({f"GATEWAY_{key.upper()}": str(value) for key, value in overrides.items()})
     return Settings.from_env(environ)
 

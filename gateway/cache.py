@@ -1,0 +1,233 @@
+"""The brief page cache: per-credential keys, in-flight deduplication, memory or Redis.
+
+Isolation by construction: every key holds an HMAC-SHA256 of the caller's whole Authorization
+header (`page_key`), so two credentials can never read each other's entries, in memory or in a
+shared Redis, and neither a memory dump nor a Redis key reveals a token. The same key decides
+in-flight deduplication, so concurrent identical calls share one upstream request only when
+they carry the same credentials.
+
+Only successful pages are stored, for at most `GATEWAY_CACHE_TTL` seconds (less when the
+upstream's Cache-Control says so, never when it says no-store). The backend is aiocache:
+`memory://` (a bounded in-process dict, values kept as decoded objects) or `redis://` /
+`rediss://` (redis-py, values as orjson bytes). A failing backend never fails a request: the
+call is served from the upstream, a warning is logged at most every 30 s, the backend is left
+alone for a few seconds (a small breaker), and caching resumes by itself once it answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import orjson
+from aiocache import RedisCache, SimpleMemoryCache
+from aiocache.base import BaseCache
+from aiocache.serializers import BaseSerializer, NullSerializer
+
+from gateway.circuit_breaker import CircuitBreaker
+from gateway.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "jobs-gateway:v1:page"
+_WARNING_INTERVAL = 30.0
+_BACKEND_RETRY_AFTER = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A page fetched from the upstream, with how long the upstream lets it be kept."""
+
+    rows: list[Any]
+    max_age: float | None = None
+    """Seconds the upstream allows it to be stored; 0 forbids storing; None sets no limit."""
+
+
+@dataclass(slots=True)
+class CacheStats:
+    """Counters of what the cache did, for tests and metrics."""
+
+    hits: int = 0
+    misses: int = 0
+    stores: int = 0
+    not_stored: int = 0
+    dedupe_joins: int = 0
+    errors: int = 0
+
+
+class OrjsonSerializer(BaseSerializer):  # type: ignore[misc]
+    """aiocache serializer storing values as orjson bytes: fast, and never pickle."""
+
+    DEFAULT_ENCODING = None
+
+    def dumps(self, value: Any) -> bytes:
+        return orjson.dumps(value)
+
+    def loads(self, value: bytes | None) -> Any:
+        return None if value is None else orjson.loads(value)
+
+
+class BoundedMemoryCache(SimpleMemoryCache):  # type: ignore[misc]
+    """aiocache's in-process cache with a ceiling on entries (the oldest goes first)."""
+
+    def __init__(self, max_entries: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._max_entries = max_entries
+
+    async def _set(
+        self, key: str, value: Any, ttl: Any = None, _cas_token: Any = None, _conn: Any = None
+    ) -> Any:
+        if key not in self._cache and len(self._cache) >= self._max_entries:
+            await self._delete(next(iter(self._cache)))
+        return await super()._set(key, value, ttl=ttl, _cas_token=_cas_token, _conn=_conn)
+
+
+def backend_for(url: str, *, timeout: float, max_entries: int) -> BaseCache:
+    """The aiocache backend a `GATEWAY_CACHE_URL` names (validated by `settings`)."""
+    parts = urlsplit(url)
+    if parts.scheme == "memory":
+        # No per-call timeout: a dict lookup cannot hang, and asyncio.wait_for costs a task.
+        return BoundedMemoryCache(max_entries, serializer=NullSerializer(), timeout=None)
+    pool_options: dict[str, Any] = {"socket_timeout": timeout, "retry_on_timeout": False}
+    if parts.username:
+        pool_options["username"] = unquote(parts.username)
+    return RedisCache(
+        endpoint=parts.hostname or "127.0.0.1",
+        port=parts.port or 6379,
+        db=int(parts.path.strip("/") or 0),
+        password=unquote(parts.password) if parts.password else None,
+        ssl=parts.scheme == "rediss",
+        create_connection_timeout=timeout,
+        connection_pool_kwargs=pool_options,
+        serializer=OrjsonSerializer(),
+        timeout=timeout,
+    )
+
+
+class PageCache:
+    """Caches upstream pages per credential, and runs identical concurrent fetches once."""
+
+    def __init__(self, backend: BaseCache, *, ttl: float, secret: bytes, shared: bool) -> None:
+        self._backend = backend
+        self._ttl = ttl
+        self._secret = secret
+        self.shared = shared
+        """Whether other processes read this cache (then `private` answers are not stored)."""
+        self.stats = CacheStats()
+        self._in_flight: dict[str, asyncio.Future[list[Any]]] = {}
+        self._backend_health = CircuitBreaker(1, _BACKEND_RETRY_AFTER)
+        self._last_warning = -_WARNING_INTERVAL
+        self._quiet_failures = 0
+
+    def page_key(self, authorization: str, url: str) -> str:
+        """The key of the upstream answer to `url` for `authorization` (HMAC'd, never raw)."""
+        credential = hmac.new(self._secret, authorization.encode(), hashlib.sha256).hexdigest()
+        return f"{KEY_PREFIX}:{credential}:{url}"
+
+    async def get_or_fetch(self, key: str, fetch: Callable[[], Awaitable[Fetched]]) -> list[Any]:
+        """The cached rows of `key`, or those of `fetch()`, shared with concurrent callers.
+
+        `fetch` runs at most once per key at a time in this process; its failure reaches every
+        caller waiting on it, and nothing is stored.
+        """
+        shared_fetch = self._in_flight.get(key)
+        if shared_fetch is None:
+            cached = await self._read(key)
+            if cached is not None:
+                self.stats.hits += 1
+                return cached  # type: ignore[no-any-return]
+            shared_fetch = self._in_flight.get(key)  # someone may have started while we read
+        if shared_fetch is None:
+            self.stats.misses += 1
+            shared_fetch = asyncio.ensure_future(self._fetch_and_store(key, fetch))
+            self._in_flight[key] = shared_fetch
+            shared_fetch.add_done_callback(lambda done: self._settle(key, done))
+        else:
+            self.stats.dedupe_joins += 1
+        # shield: a caller that goes away must not cancel the fetch the others wait for.
+        return await asyncio.shield(shared_fetch)
+
+    def _settle(self, key: str, done: asyncio.Future[list[Any]]) -> None:
+        if self._in_flight.get(key) is done:
+            del self._in_flight[key]
+        if not done.cancelled():
+            done.exception()  # retrieved here, so an error nobody awaited is not "lost"
+
+    async def _fetch_and_store(
+        self, key: str, fetch: Callable[[], Awaitable[Fetched]]
+    ) -> list[Any]:
+        fetched = await fetch()
+        ttl = self._ttl if fetched.max_age is None else min(self._ttl, fetched.max_age)
+        if ttl > 0:
+            await self._write(key, fetched.rows, ttl)
+        else:
+            self.stats.not_stored += 1
+        return fetched.rows
+
+    async def _read(self, key: str) -> Any:
+        if not self._backend_health.allows_call():
+            return None
+        try:
+            value = await self._backend.get(key)
+        except asyncio.CancelledError:
+            self._backend_health.record_abandoned()
+            raise
+        except Exception as error:  # noqa: BLE001 - any backend failure means "not cached"
+            self._backend_failed(error)
+            return None
+        self._backend_health.record_success()
+        return value
+
+    async def _write(self, key: str, rows: list[Any], ttl: float) -> None:
+        if not self._backend_health.allows_call():
+            return
+        try:
+            await self._backend.set(key, rows, ttl=ttl)
+        except asyncio.CancelledError:
+            self._backend_health.record_abandoned()
+            raise
+        except Exception as error:  # noqa: BLE001 - a failed store only costs a later miss
+            self._backend_failed(error)
+            return
+        self._backend_health.record_success()
+        self.stats.stores += 1
+
+    def _backend_failed(self, error: Exception) -> None:
+        self.stats.errors += 1
+        self._backend_health.record_failure()
+        now = time.monotonic()
+        if now - self._last_warning < _WARNING_INTERVAL:
+            self._quiet_failures += 1
+            return
+        logger.warning(
+            "Cache backend failed (%s: %s); serving from the upstream until it recovers "
+            "(%d more failures since the last warning)",
+            type(error).__name__,
+            str(error)[:200],
+            self._quiet_failures,
+        )
+        self._last_warning = now
+        self._quiet_failures = 0
+
+    async def close(self) -> None:
+        """Release the backend's connections."""
+        await self._backend.close()
+
+
+def new_page_cache(settings: Settings) -> PageCache | None:
+    """The page cache `settings` ask for; None when `GATEWAY_CACHE_TTL` is 0."""
+    if settings.cache_ttl <= 0:
+        return None
+    secret = settings.cache_key_secret.encode() or secrets.token_bytes(32)
+    backend = backend_for(
+        settings.cache_url, timeout=settings.cache_timeout, max_entries=settings.cache_max_entries
+    )
+    return PageCache(backend, ttl=settings.cache_ttl, secret=secret, shared=settings.uses_redis)
