@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,23 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted)
 
 
+def ensure_redis_server() -> None:
+    """The cache tests run a real redis-server; install Debian's if it is missing."""
+    if shutil.which("redis-server") or Path("/usr/bin/redis-server").exists():
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        say("installing redis-server (apt-get) for the cache tests")
+        environ = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        quiet = {"stdout": subprocess.DEVNULL, "env": environ}
+        run("apt-get", "update", "-q", **quiet)
+        run("apt-get", "install", "-y", "-q", "--no-install-recommends", "redis-server", **quiet)
+        return
+    sys.exit(
+        "dev.py: the tests need redis-server. Install it (Debian/Ubuntu: "
+        "sudo apt-get install redis-server; macOS: brew install redis) and run again."
+    )
+
+
 def demo(arguments: list[str]) -> int:
     ensure_venv()
     os.execv(PYTHON, [str(PYTHON), "-m", "gateway", "demo", *arguments])
@@ -61,6 +79,7 @@ def demo(arguments: list[str]) -> int:
 
 def test(arguments: list[str]) -> int:
     ensure_venv()
+    ensure_redis_server()
     tools = VENV / "bin"
     checks = [
         ("ruff check", [tools / "ruff", "check", "."]),

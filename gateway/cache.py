@@ -219,7 +219,12 @@ class PageCache:
 
     async def close(self) -> None:
         """Release the backend's connections."""
-        await self._backend.close()
+        redis_client = getattr(self._backend, "client", None)
+        if redis_client is not None:
+            # aiocache 0.12 calls redis-py's deprecated close(); aclose() is the current name.
+            await redis_client.aclose()
+        else:
+            await self._backend.close()
 
 
 def new_page_cache(settings: Settings) -> PageCache | None:

@@ -19,6 +19,8 @@ from gateway.serving import BackgroundServer
 from gateway.settings import Settings
 from gateway.upstream import UpstreamClient
 
+from .redis_process import RedisProcess
+
 DEMO_AUTH = {"authorization": f"Bearer {DEMO_TOKEN}"}
 
 
@@ -125,3 +127,18 @@ def gateway_server(sample_server: BackgroundServer) -> Iterator[BackgroundServer
     app = create_app(make_settings(sample_server.url))
     with BackgroundServer(app) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisProcess]:
+    """A real redis-server for the session (emptied by `redis`)."""
+    server = RedisProcess().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis(redis_server: RedisProcess) -> RedisProcess:
+    """The session's redis-server, empty."""
+    redis_server.command("FLUSHALL")
+    return redis_server
