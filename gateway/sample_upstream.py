@@ -9,6 +9,7 @@ last requests it served (`SampleUpstream.seen`) so tests can check what the gate
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,10 @@ class SampleUpstream:
     grants: Mapping[str, Grant] = field(default_factory=lambda: dict(DEFAULT_GRANTS))
     max_limit: int | None = None
     """If set, `limit` is capped to this silently, as real APIs may do."""
+    latency: float = 0.0
+    """Seconds each answer is held back, to model a remote API (benchmarks)."""
+    latency_per_row: float = 0.0
+    """More seconds per row returned, to model the cost of bigger pages (benchmarks)."""
     seen: collections.deque[SeenRequest] = field(
         default_factory=lambda: collections.deque(maxlen=10_000)
     )
@@ -115,7 +120,10 @@ class SampleUpstream:
             return _json({"message": "skip and limit must not be negative"}, 400)
         if self.max_limit is not None:
             limit = min(limit, self.max_limit)
-        return _json(self.jobs_of(grant.team)[skip : skip + limit], 200)
+        rows = self.jobs_of(grant.team)[skip : skip + limit]
+        if self.latency or self.latency_per_row:
+            await asyncio.sleep(self.latency + self.latency_per_row * len(rows))
+        return _json(rows, 200)
 
 
 def _json(body: object, status: int) -> Response:
