@@ -16,12 +16,10 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 
-import httpx
-
 from gateway.app import create_app
 from gateway.pagination import encode_cursor
 from gateway.sample_upstream import SampleUpstream
-from gateway.serving import BackgroundServer
+from gateway.serving import BackgroundServer, in_process_client
 from gateway.settings import Settings
 
 Query = Callable[[str], Awaitable[dict[str, object]]]
@@ -67,28 +65,28 @@ PATTERNS = {
 }
 
 
-async def measure(upstream_url: str, sample: SampleUpstream, block: int, pattern: str) -> tuple[int, int, float]:
+async def measure(
+    upstream_url: str, sample: SampleUpstream, block: int, pattern: str
+) -> tuple[int, int, float]:
     settings = Settings.from_env(
-        {"GATEWAY_UPSTREAM_URL": upstream_url, "GATEWAY_CACHE_TTL": "60", "GATEWAY_CACHE_BLOCK_SIZE": str(block)}
+        {
+            "GATEWAY_UPSTREAM_URL": upstream_url,
+            "GATEWAY_CACHE_TTL": "60",
+            "GATEWAY_CACHE_BLOCK_SIZE": str(block),
+        }
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app) as state:
+    async with in_process_client(create_app(settings)) as client:
 
-        async def asgi(scope, receive, send):  # type: ignore[no-untyped-def]
-            scope["state"] = dict(state)
-            await app(scope, receive, send)
+        async def query(text: str) -> dict[str, object]:
+            response = await client.post(
+                "/graphql", json={"query": text}, headers={"authorization": "Bearer demo-token"}
+            )
+            return response.json()  # type: ignore[no-any-return]
 
-        transport = httpx.ASGITransport(app=asgi)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-
-            async def query(text: str) -> dict[str, object]:
-                response = await client.post("/graphql", json={"query": text}, headers={"authorization": "Bearer demo-token"})
-                return response.json()  # type: ignore[no-any-return]
-
-            sample.seen.clear()
-            started = time.perf_counter()
-            await PATTERNS[pattern](query)
-            elapsed = time.perf_counter() - started
+        sample.seen.clear()
+        started = time.perf_counter()
+        await PATTERNS[pattern](query)
+        elapsed = time.perf_counter() - started
     rows = 0
     for request in sample.seen:
         params = dict(part.split("=") for part in request.query.split("&"))
@@ -104,11 +102,15 @@ def main() -> None:
     args = parser.parse_args()
     sample = SampleUpstream(latency=args.latency, latency_per_row=args.per_row)
     with BackgroundServer(sample.app()) as upstream:
-        print(f"latency model: {args.latency * 1000:.0f} ms per call + {args.per_row * 1000:.2f} ms per row; median of {args.runs}")
+        model = f"{args.latency * 1000:.0f} ms per call + {args.per_row * 1000:.2f} ms per row"
+        print(f"latency model: {model}; median of {args.runs}")
         print(f"{'pattern':<16} {'block':>5} {'calls':>6} {'rows':>6} {'time ms':>8}")
         for pattern in PATTERNS:
             for block in (0, 20, 50, 100):
-                runs = [asyncio.run(measure(upstream.url, sample, block, pattern)) for _ in range(args.runs)]
+                runs = [
+                    asyncio.run(measure(upstream.url, sample, block, pattern))
+                    for _ in range(args.runs)
+                ]
                 calls, rows = runs[0][0], runs[0][1]
                 elapsed = statistics.median(run[2] for run in runs)
                 print(f"{pattern:<16} {block:>5} {calls:>6} {rows:>6} {elapsed * 1000:>8.0f}")

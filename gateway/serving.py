@@ -1,13 +1,17 @@
-"""Running ASGI apps under uvicorn: in the foreground, or in a background thread (demo, tests)."""
+"""Running the ASGI apps: under uvicorn on a background thread (demo, tests), or in process."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import AsyncIterator
 from types import TracebackType
 
+import httpx
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class BackgroundServer:
@@ -62,3 +66,21 @@ class BackgroundServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextlib.asynccontextmanager
+async def in_process_client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client calling `app` in process (no sockets), with its lifespan running.
+
+    For tests and benchmarks that want the whole app without a server in the way.
+    """
+    async with app.router.lifespan_context(app) as state:
+
+        async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
+            # What uvicorn does with lifespan state: every request gets a shallow copy.
+            scope["state"] = dict(state or {})
+            await app(scope, receive, send)
+
+        transport = httpx.ASGITransport(app=with_state)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+            yield client

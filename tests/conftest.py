@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from gateway.app import create_app
 from gateway.circuit_breaker import CircuitBreaker
 from gateway.context import RequestContext
 from gateway.sample_upstream import DEMO_TOKEN, SampleUpstream
-from gateway.serving import BackgroundServer
+from gateway.serving import BackgroundServer, in_process_client
 from gateway.settings import Settings
 from gateway.upstream import UpstreamClient
 
@@ -54,19 +53,7 @@ def request_context(
     )
 
 
-@contextlib.asynccontextmanager
-async def asgi_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client talking to `app` in process, with the app's lifespan running."""
-    async with app.router.lifespan_context(app) as state:
-
-        async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
-            # What uvicorn does with lifespan state: every request gets a copy.
-            scope["state"] = dict(state)
-            await app(scope, receive, send)
-
-        transport = httpx.ASGITransport(app=with_state)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
-            yield client
+asgi_client = in_process_client
 
 
 def network_gateway(upstream_url: str, **overrides: object) -> Any:
