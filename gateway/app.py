@@ -1,41 +1,36 @@
-"""The HTTP app: a Starlette app serving GraphQL (and GraphiQL) on `/graphql`.
+"""The HTTP app: Starlette routes, middleware and the lifespan that owns shared resources.
 
-The lifespan opens the one pooled `httpx.AsyncClient` the app shares and closes it on shutdown;
-each GraphQL request gets a `RequestContext` holding it, the settings and the caller's
-Authorization header.
+The lifespan opens the one pooled `httpx.AsyncClient`, the page cache and the persisted-query
+store, hands them to requests as typed state, and closes them on shutdown.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import time
 from collections.abc import AsyncIterator
-from typing import Any, TypedDict
+from typing import TypedDict
 
 import httpx
-import orjson
-from cross_web import HTTPException
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from gateway.cache import new_page_cache
 from gateway.circuit_breaker import CircuitBreaker
-from gateway.context import RequestContext
-from gateway.error_contract import INTERNAL_ERROR_MESSAGE
-from gateway.errors import INTERNAL_SERVER_ERROR
-from gateway.redaction import install_log_redaction, redacting
+from gateway.graphiql import ASSETS_PATH, asset_urls, assets_dir, graphiql_page
+from gateway.graphql_http import GraphQLEndpoint, error_body, json_response
+from gateway.persisted_queries import new_persisted_queries
+from gateway.redaction import install_log_redaction
 from gateway.schema import build_schema
 from gateway.settings import Settings
 from gateway.upstream import UpstreamClient, new_http_client
 
-logger = logging.getLogger(__name__)
+_HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 class AppState(TypedDict):
@@ -44,59 +39,13 @@ class AppState(TypedDict):
     upstream: UpstreamClient
 
 
-_HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
-
-
-def request_error(status: int, message: str, code: str = "BAD_REQUEST") -> Response:
-    """A GraphQL-shaped JSON error response for a request that never reached execution."""
-    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-class GraphQLEndpoint(GraphQL[RequestContext, None]):
-    """Strawberry's ASGI view, wired to the gateway's context and orjson."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(build_schema(), graphql_ide="graphiql", allow_queries_via_get=True)
-        self._settings = settings
-
-    async def get_context(
-        self, request: Request | WebSocket, response: Response | WebSocket
-    ) -> RequestContext:
-        return RequestContext(
-            settings=self._settings,
-            upstream=request.state.upstream,
-            authorization_header=request.headers.get("authorization"),
-            deadline=time.monotonic() + self._settings.request_deadline,
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-        request = Request(scope, receive)
-        with redacting(request.headers.get("authorization")):
-            try:
-                response = await self.run(request)
-            except HTTPException as error:
-                # Strawberry answers bad HTTP requests in plain text; clients expect GraphQL JSON.
-                response = request_error(error.status_code, error.reason)
-            except Exception:
-                logger.exception("Unexpected error outside GraphQL execution")
-                response = request_error(200, INTERNAL_ERROR_MESSAGE, code=INTERNAL_SERVER_ERROR)
-        await response(scope, receive, send)
-
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
-
-    def decode_json(self, data: str | bytes) -> object:
-        return orjson.loads(data)
-
-    def parse_json(self, data: str | bytes) -> Any:
-        decoded = super().parse_json(data)
-        if not isinstance(decoded, dict | list):
-            raise HTTPException(400, "The request body must be a JSON object")
-        return decoded
+async def _http_error(_request: Request, error: Exception) -> Response:
+    """Starlette's own 404/405 in the gateway's JSON error shape."""
+    assert isinstance(error, HTTPException)
+    code = _HTTP_ERROR_CODES.get(error.status_code, "BAD_REQUEST")
+    response = json_response(error_body(error.detail, code), error.status_code)
+    response.headers.update(error.headers or {})
+    return response
 
 
 def create_app(
@@ -107,6 +56,7 @@ def create_app(
     `upstream_transport` replaces the network under the upstream client (tests only).
     """
     install_log_redaction()
+    persisted_queries = new_persisted_queries(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
@@ -118,26 +68,39 @@ def create_app(
         finally:
             if cache is not None:
                 await cache.close()
+            if persisted_queries is not None:
+                await persisted_queries.close()
 
     async def root(_request: Request) -> Response:
         return RedirectResponse("/graphql")
 
-    async def http_error(request: Request, error: Exception) -> Response:
-        assert isinstance(error, StarletteHTTPException)
-        response = request_error(
-            error.status_code,
-            error.detail,
-            code=_HTTP_ERROR_CODES.get(error.status_code, "BAD_REQUEST"),
+    local_assets = assets_dir(settings.graphiql_assets_dir) if settings.graphiql else None
+    graphiql_html = (
+        graphiql_page(asset_urls(local_assets is not None)) if settings.graphiql else None
+    )
+    endpoint = GraphQLEndpoint(build_schema(settings), settings, graphiql_html, persisted_queries)
+    routes: list[BaseRoute] = [
+        Route("/", root, methods=["GET"]),
+        Route("/graphql", endpoint, methods=["GET", "POST"]),
+    ]
+    if local_assets is not None:
+        routes.append(
+            Mount(ASSETS_PATH, StaticFiles(directory=local_assets), name="graphiql-assets")
         )
-        response.headers.update(error.headers or {})
-        return response
-
-    graphql = GraphQLEndpoint(settings)
+    middleware = []
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "Accept"],
+                max_age=600,
+            )
+        )
     return Starlette(
-        routes=[
-            Route("/", root, methods=["GET"]),
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-        ],
-        exception_handlers={StarletteHTTPException: http_error},
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )

@@ -112,20 +112,89 @@ def backend_for(url: str, *, timeout: float, max_entries: int) -> BaseCache:
     )
 
 
+class GuardedBackend:
+    """An aiocache backend whose failures are absorbed: reads miss, writes are skipped.
+
+    After a failure the backend is left alone for a couple of seconds (a one-failure breaker),
+    then tried again, so a dead Redis costs no time per request and a revived one is used
+    again by itself. Failures are logged at most every 30 s, with a count of the rest.
+    """
+
+    def __init__(self, backend: BaseCache, stats: CacheStats) -> None:
+        self._backend = backend
+        self._stats = stats
+        self._health = CircuitBreaker(1, _BACKEND_RETRY_AFTER)
+        self._last_warning = -_WARNING_INTERVAL
+        self._quiet_failures = 0
+
+    async def read(self, key: str) -> Any:
+        """The value of `key`, or None when absent or when the backend fails."""
+        if not self._health.allows_call():
+            return None
+        try:
+            value = await self._backend.get(key)
+        except asyncio.CancelledError:
+            self._health.record_abandoned()
+            raise
+        except Exception as error:  # noqa: BLE001 - any backend failure means "not cached"
+            self._failed(error)
+            return None
+        self._health.record_success()
+        return value
+
+    async def write(self, key: str, value: Any, ttl: float) -> bool:
+        """Store `value` for `ttl` seconds; False when the backend is failing."""
+        if not self._health.allows_call():
+            return False
+        try:
+            await self._backend.set(key, value, ttl=ttl)
+        except asyncio.CancelledError:
+            self._health.record_abandoned()
+            raise
+        except Exception as error:  # noqa: BLE001 - a failed store only costs a later miss
+            self._failed(error)
+            return False
+        self._health.record_success()
+        return True
+
+    def _failed(self, error: Exception) -> None:
+        self._stats.errors += 1
+        self._health.record_failure()
+        now = time.monotonic()
+        if now - self._last_warning < _WARNING_INTERVAL:
+            self._quiet_failures += 1
+            return
+        logger.warning(
+            "Cache backend failed (%s: %s); serving from the upstream until it recovers "
+            "(%d more failures since the last warning)",
+            type(error).__name__,
+            str(error)[:200],
+            self._quiet_failures,
+        )
+        self._last_warning = now
+        self._quiet_failures = 0
+
+    async def close(self) -> None:
+        """Release the backend's connections."""
+        redis_client = getattr(self._backend, "client", None)
+        if redis_client is not None:
+            # aiocache 0.12 calls redis-py's deprecated close(); aclose() is the current name.
+            await redis_client.aclose()
+        else:
+            await self._backend.close()
+
+
 class PageCache:
     """Caches upstream pages per credential, and runs identical concurrent fetches once."""
 
     def __init__(self, backend: BaseCache, *, ttl: float, secret: bytes, shared: bool) -> None:
-        self._backend = backend
         self._ttl = ttl
         self._secret = secret
         self.shared = shared
         """Whether other processes read this cache (then `private` answers are not stored)."""
         self.stats = CacheStats()
+        self._store = GuardedBackend(backend, self.stats)
         self._in_flight: dict[str, asyncio.Future[list[Any]]] = {}
-        self._backend_health = CircuitBreaker(1, _BACKEND_RETRY_AFTER)
-        self._last_warning = -_WARNING_INTERVAL
-        self._quiet_failures = 0
 
     def page_key(self, authorization: str, url: str) -> str:
         """The key of the upstream answer to `url` for `authorization` (HMAC'd, never raw)."""
@@ -140,7 +209,7 @@ class PageCache:
         """
         shared_fetch = self._in_flight.get(key)
         if shared_fetch is None:
-            cached = await self._read(key)
+            cached = await self._store.read(key)
             if cached is not None:
                 self.stats.hits += 1
                 return cached  # type: ignore[no-any-return]
@@ -166,65 +235,15 @@ class PageCache:
     ) -> list[Any]:
         fetched = await fetch()
         ttl = self._ttl if fetched.max_age is None else min(self._ttl, fetched.max_age)
-        if ttl > 0:
-            await self._write(key, fetched.rows, ttl)
-        else:
+        if ttl <= 0:
             self.stats.not_stored += 1
+        elif await self._store.write(key, fetched.rows, ttl):
+            self.stats.stores += 1
         return fetched.rows
-
-    async def _read(self, key: str) -> Any:
-        if not self._backend_health.allows_call():
-            return None
-        try:
-            value = await self._backend.get(key)
-        except asyncio.CancelledError:
-            self._backend_health.record_abandoned()
-            raise
-        except Exception as error:  # noqa: BLE001 - any backend failure means "not cached"
-            self._backend_failed(error)
-            return None
-        self._backend_health.record_success()
-        return value
-
-    async def _write(self, key: str, rows: list[Any], ttl: float) -> None:
-        if not self._backend_health.allows_call():
-            return
-        try:
-            await self._backend.set(key, rows, ttl=ttl)
-        except asyncio.CancelledError:
-            self._backend_health.record_abandoned()
-            raise
-        except Exception as error:  # noqa: BLE001 - a failed store only costs a later miss
-            self._backend_failed(error)
-            return
-        self._backend_health.record_success()
-        self.stats.stores += 1
-
-    def _backend_failed(self, error: Exception) -> None:
-        self.stats.errors += 1
-        self._backend_health.record_failure()
-        now = time.monotonic()
-        if now - self._last_warning < _WARNING_INTERVAL:
-            self._quiet_failures += 1
-            return
-        logger.warning(
-            "Cache backend failed (%s: %s); serving from the upstream until it recovers "
-            "(%d more failures since the last warning)",
-            type(error).__name__,
-            str(error)[:200],
-            self._quiet_failures,
-        )
-        self._last_warning = now
-        self._quiet_failures = 0
 
     async def close(self) -> None:
         """Release the backend's connections."""
-        redis_client = getattr(self._backend, "client", None)
-        if redis_client is not None:
-            # aiocache 0.12 calls redis-py's deprecated close(); aclose() is the current name.
-            await redis_client.aclose()
-        else:
-            await self._backend.close()
+        await self._store.close()
 
 
 def new_page_cache(settings: Settings) -> PageCache | None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.errors import UnauthenticatedError
+from gateway.limits import UpstreamBudget
 from gateway.settings import Settings
-from gateway.upstream import UpstreamClient
+from gateway.upstream import Caller, UpstreamClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,12 @@ class RequestContext:
     """The caller's `Authorization` header exactly as received, or None."""
     deadline: float
     """The `time.monotonic()` instant by which all of this request's upstream work must end."""
+    budget: UpstreamBudget
+    """The upstream calls this request may still make."""
+
+    def caller(self) -> Caller:
+        """This request as upstream calls see it; `UnauthenticatedError` without a bearer token."""
+        return Caller(self.bearer_authorization(), self.deadline, self.budget)
 
     def bearer_authorization(self) -> str:
         """The caller's `Authorization` header, verbatim, if it is a non-blank bearer token.

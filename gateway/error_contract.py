@@ -53,8 +53,12 @@ def coded_error(error: GraphQLError) -> GraphQLError:
     if isinstance(original, GatewayError):
         logger.debug("Request failed with %s: %s", original.code, original.message)
         return error
+    if (error.extensions or {}).get("code"):
+        return error  # coded where it was raised (the request limits)
     if isinstance(error, GraphQLSyntaxError):
-        error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_PARSE_FAILED"}
+        too_long = "tokens. Parsing aborted" in error.message
+        code = "TOO_MANY_TOKENS" if too_long else "GRAPHQL_PARSE_FAILED"
+        error.extensions = {**(error.extensions or {}), "code": code}
         return error
     if error.path is None and (original is None or isinstance(original, GraphQLError)):
         # Request errors: validation failures, and variable values that do not coerce.

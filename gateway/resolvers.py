@@ -55,7 +55,7 @@ async def resolve_jobs(
 ) -> JobConnection:
     """`Query.jobs`: one page of the team's jobs, fetched as one skip/limit window."""
     context = info.context
-    authorization = context.bearer_authorization()
+    caller = context.caller()
     window = page_window(
         first=first,
         after=after,
@@ -64,7 +64,5 @@ async def resolve_jobs(
         default_page_size=context.settings.default_page_size,
         max_page_size=context.settings.max_page_size,
     )
-    rows = await context.upstream.list_jobs(
-        authorization, skip=window.start, limit=window.fetch_limit, deadline=context.deadline
-    )
+    rows = await context.upstream.list_jobs(caller, skip=window.start, limit=window.fetch_limit)
     return connection_from_page(page_from_rows(window, rows))

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gateway.error_contract import ErrorContract
+from gateway.limits import CallEstimate, limit_rules
 from gateway.resolvers import resolve_jobs
 from gateway.scalars import SCALAR_MAP
+from gateway.settings import Settings
 from gateway.types import JobConnection
 
 
@@ -37,6 +47,10 @@ def read_json_key(source: Any, name: str) -> object:
     return getattr(source, name)
 
 
+# Distinct documents whose parse and validation are kept: repeated queries skip both.
+_DOCUMENT_CACHE_SIZE = 512
+
+
 class GatewaySchema(strawberry.Schema):
     """The Strawberry schema, with error logging left to `ErrorContract`."""
 
@@ -48,12 +62,38 @@ class GatewaySchema(strawberry.Schema):
         return
 
 
-def build_schema() -> GatewaySchema:
-    """The gateway's schema. Cheap enough to build per app; holds no state."""
+def build_schema(settings: Settings | None = None) -> GatewaySchema:
+    """The gateway's schema, with the request limits and switches of `settings`.
+
+    Without settings (exporting the SDL) only the error contract is attached. Extensions are
+    given as factories: Strawberry then makes fresh ones per request, so no state is shared.
+    """
+    extensions: list[Any] = [ErrorContract]
+    if settings is not None:
+        estimate = CallEstimate(
+            default_page_size=settings.default_page_size,
+            max_page_size=settings.max_page_size,
+            rows_per_call=min(settings.upstream_max_limit, settings.cache_block_size or 10**9),
+            aligned=settings.cache_ttl > 0 and settings.cache_block_size > 0,
+        )
+        rules = limit_rules(
+            max_depth=settings.max_depth,
+            max_aliases=settings.max_aliases,
+            budget=settings.upstream_call_budget,
+            estimate=estimate,
+        )
+        extensions += [
+            partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
+            partial(ParserCache, maxsize=_DOCUMENT_CACHE_SIZE),
+            partial(AddValidationRules, rules),
+            partial(ValidationCache, maxsize=_DOCUMENT_CACHE_SIZE),
+        ]
+        if not settings.introspection:
+            extensions.append(DisableIntrospection)
     return GatewaySchema(
         query=Query,
         config=StrawberryConfig(default_resolver=read_json_key, scalar_map=SCALAR_MAP),
-        extensions=[ErrorContract],
+        extensions=extensions,
     )
 
 

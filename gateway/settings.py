@@ -80,6 +80,26 @@ def _text(raw: str) -> str:
     return raw
 
 
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise ValueError(
+                f"{origin!r} is not an origin like https://app.example.com (no wildcards, no paths)"
+            )
+    return origins
+
+
 def _cache_url(raw: str) -> str:
     parts = urlsplit(raw.strip())
     if parts.scheme == "memory":
@@ -205,6 +225,45 @@ class Settings:
     cache_max_entries: int = option(
         2000, _positive_int, "Most pages the `memory://` cache holds; the oldest goes first."
     )
+    max_depth: int = option(
+        12, _positive_int, "Deepest nesting of selection sets a query may have (`QUERY_TOO_DEEP`)."
+    )
+    max_aliases: int = option(
+        15, _non_negative_int, "Most aliased fields in one operation (`TOO_MANY_ALIASES`)."
+    )
+    max_tokens: int = option(
+        2000, _positive_int, "Most lexical tokens in one document (`TOO_MANY_TOKENS`)."
+    )
+    max_body_bytes: int = option(
+        65536, _positive_int, "Largest request body in bytes; larger is HTTP 413 before parsing."
+    )
+    upstream_call_budget: int = option(
+        10,
+        _positive_int,
+        "Most upstream calls one request may cause, judged before execution from its list "
+        "fields' sizes (`UPSTREAM_BUDGET_EXCEEDED`) and counted while it runs.",
+    )
+    introspection: bool = option(
+        True, _boolean, "Allow introspection queries (GraphiQL's docs and autocompletion need it)."
+    )
+    graphiql: bool = option(True, _boolean, "Serve GraphiQL to browsers on `GET /graphql`.")
+    graphiql_assets_dir: str = option(
+        "",
+        _text,
+        "Directory of GraphiQL's JS/CSS, served at `/graphiql/assets/`; unset: the copy "
+        "`python -m gateway fetch-graphiql` installed in the package, else a CDN.",
+    )
+    cors_origins: tuple[str, ...] = option(
+        (),
+        _origins,
+        "Comma-separated origins allowed to call the API from a browser, e.g. "
+        "`https://app.example.com`; none by default.",
+    )
+    apq_ttl: float = option(
+        86400.0,
+        _non_negative_float,
+        "Seconds an automatic persisted query is remembered; 0 turns persisted queries off.",
+    )
     log_level: str = option("INFO", _log_level, "Log level: debug, info, warning, error.")
 
     @classmethod
@@ -259,7 +318,11 @@ class Settings:
         for spec in dataclasses.fields(cls):
             if spec.default is dataclasses.MISSING:
                 default = "required"
+            elif spec.default in ("", ()):
+                default = "unset"
+            elif isinstance(spec.default, bool):
+                default = f"`{str(spec.default).lower()}`"
             else:
-                default = f"`{spec.default}`" if spec.default != "" else "unset"
+                default = f"`{spec.default}`"
             rows.append((ENV_PREFIX + spec.name.upper(), default, spec.metadata["doc"]))
         return rows

@@ -59,6 +59,7 @@ from gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from gateway.limits import UpstreamBudget
 from gateway.pagination import aligned_blocks, stitch_chunks, upstream_chunks
 from gateway.settings import Settings
 
@@ -241,6 +242,18 @@ def _log_retry(retry_state: RetryCallState) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class Caller:
+    """Whom upstream calls are made for, and within which limits: one GraphQL request."""
+
+    authorization: str
+    """The caller's Authorization header, forwarded verbatim."""
+    deadline: float
+    """The `time.monotonic()` instant all of the request's upstream work must end by."""
+    budget: UpstreamBudget
+    """The upstream calls the request may still make."""
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamResponse:
     """A successful (2xx) upstream answer, read in full."""
 
@@ -287,9 +300,7 @@ class UpstreamClient:
         """The circuit breaker guarding this upstream."""
         return self._breaker
 
-    async def list_jobs(
-        self, authorization: str, *, skip: int, limit: int, deadline: float
-    ) -> list[JobJSON]:
+    async def list_jobs(self, caller: Caller, *, skip: int, limit: int) -> list[JobJSON]:
         """`GET /jobs/v1/?skip=&limit=`: up to `limit` jobs of the token's team from `skip` on.
 
         Without a cache, the window is fetched as is, in calls of at most `upstream_max_limit`
@@ -304,42 +315,35 @@ class UpstreamClient:
         else:
             calls = aligned_blocks(skip, limit, block_size)
         if len(calls) == 1 and calls[0] == (skip, limit):
-            return await self._job_list(authorization, skip, limit, deadline)
-        pages = await _all_in_order(
-            [self._job_list(authorization, start, size, deadline) for start, size in calls]
-        )
+            return await self._job_list(caller, skip, limit)
+        pages = await _all_in_order([self._job_list(caller, start, size) for start, size in calls])
         rows = stitch_chunks([size for _, size in calls], pages)
         offset = skip - calls[0][0]
         return rows[offset : offset + limit]
 
-    async def _job_list(
-        self, authorization: str, skip: int, limit: int, deadline: float
-    ) -> list[JobJSON]:
+    async def _job_list(self, caller: Caller, skip: int, limit: int) -> list[JobJSON]:
         def fetch() -> Awaitable[Fetched]:
-            return self._fetch_job_list(authorization, skip, limit, deadline)
+            return self._fetch_job_list(caller, skip, limit)
 
         if self._cache is None:
             return (await fetch()).rows
         url = f"{self._base_url}{JOBS_PATH}?skip={skip}&limit={limit}"
-        return await self._cache.get_or_fetch(self._cache.page_key(authorization, url), fetch)
+        key = self._cache.page_key(caller.authorization, url)
+        return await self._cache.get_or_fetch(key, fetch)
 
-    async def _fetch_job_list(
-        self, authorization: str, skip: int, limit: int, deadline: float
-    ) -> Fetched:
-        response = await self.get(
-            authorization, JOBS_PATH, {"skip": skip, "limit": limit}, deadline
-        )
-        rows = decode_job_list(response.status, response.body, authorization)
+    async def _fetch_job_list(self, caller: Caller, skip: int, limit: int) -> Fetched:
+        response = await self.get(caller, JOBS_PATH, {"skip": skip, "limit": limit})
+        rows = decode_job_list(response.status, response.body, caller.authorization)
         shared = self._cache is not None and self._cache.shared
         return Fetched(rows, max_age=cache_lifetime(response.headers, shared=shared))
 
-    async def get(
-        self, authorization: str, path: str, params: dict[str, int], deadline: float
-    ) -> UpstreamResponse:
-        """GET `path` with retries, within `deadline` (a `time.monotonic()` instant)."""
+    async def get(self, caller: Caller, path: str, params: dict[str, int]) -> UpstreamResponse:
+        """GET `path` for `caller`: one call of its budget, retried within its deadline."""
+        caller.budget.spend()
         settings = self._settings
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(settings.upstream_retries + 1) | _StopBeforeDeadline(deadline),
+            stop=stop_after_attempt(settings.upstream_retries + 1)
+            | _StopBeforeDeadline(caller.deadline),
             wait=_WaitRetryAfterOrBackoff(settings.upstream_retry_backoff),
             retry=retry_if_exception(
                 lambda error: is_retryable(error, settings.upstream_retry_after_max)
@@ -349,13 +353,11 @@ class UpstreamClient:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(authorization, path, params, deadline)
+                return await self._attempt(caller, path, params)
         raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
 
-    async def _attempt(
-        self, authorization: str, path: str, params: dict[str, int], deadline: float
-    ) -> UpstreamResponse:
-        remaining = deadline - time.monotonic()
+    async def _attempt(self, caller: Caller, path: str, params: dict[str, int]) -> UpstreamResponse:
+        remaining = caller.deadline - time.monotonic()
         if remaining <= 0:
             raise UpstreamTimeoutError(
                 "The Jobs API did not answer within the request's deadline "
@@ -365,7 +367,7 @@ class UpstreamClient:
         settle: Callable[[], None] = self._breaker.record_abandoned
         try:
             async with asyncio.timeout(min(self._settings.upstream_timeout, remaining)):
-                response = await self._send(authorization, path, params)
+                response = await self._send(caller.authorization, path, params)
         except TimeoutError:
             settle = self._breaker.record_failure
             waited = min(self._settings.upstream_timeout, remaining)

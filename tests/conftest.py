@@ -13,6 +13,7 @@ from starlette.types import ASGIApp
 from gateway.app import create_app
 from gateway.circuit_breaker import CircuitBreaker
 from gateway.context import RequestContext
+from gateway.limits import UpstreamBudget
 from gateway.sample_upstream import DEMO_TOKEN, SampleUpstream
 from gateway.serving import BackgroundServer, in_process_client
 from gateway.settings import Settings
@@ -50,6 +51,7 @@ def request_context(
         upstream=UpstreamClient(http, settings, breaker),
         authorization_header=authorization,
         deadline=time.monotonic() + settings.request_deadline,
+        budget=UpstreamBudget(settings.upstream_call_budget),
     )
 
 
