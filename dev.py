@@ -51,24 +51,45 @@ def ensure_venv() -> None:
     pip = (PYTHON, "-m", "pip", "--disable-pip-version-check", "-q")
     run(*pip, *INSTALL_RUNTIME.split()[1:])
     run(*pip, "install", "-e", ".[dev]")
+    fetch_graphiql()
     STAMP.write_text(wanted)
 
 
-def ensure_redis_server() -> None:
-    """The cache tests run a real redis-server; install Debian's if it is missing."""
-    if shutil.which("redis-server") or Path("/usr/bin/redis-server").exists():
+def fetch_graphiql() -> None:
+    """GraphiQL's assets from the npm registry, so the gateway serves them itself (offline)."""
+    if shutil.which("npm") is None:
+        say("npm not found: GraphiQL will load its assets from a CDN (the browser test needs npm)")
         return
+    run(PYTHON, "-m", "gateway", "fetch-graphiql")
+
+
+# Programs the tests drive for real: (executable, Debian package, what needs it).
+SYSTEM_PROGRAMS = [
+    ("redis-server", "redis-server", "the cache tests"),
+    ("chromium", "chromium", "the GraphiQL browser test"),
+    ("npm", "npm", "the GraphQL-over-HTTP audit and the Apollo Client test"),
+]
+
+
+def ensure_system_programs() -> None:
+    """Install, with Debian's apt-get, the programs the tests need and the machine lacks."""
+    missing = [
+        (program, package, reason)
+        for program, package, reason in SYSTEM_PROGRAMS
+        if not (shutil.which(program) or Path(f"/usr/bin/{program}").exists())
+    ]
+    if not missing:
+        return
+    packages = [package for _, package, _ in missing]
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
-        say("installing redis-server (apt-get) for the cache tests")
+        say("installing " + ", ".join(packages) + " (apt-get) for the tests")
         environ = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         quiet = {"stdout": subprocess.DEVNULL, "env": environ}
         run("apt-get", "update", "-q", **quiet)
-        run("apt-get", "install", "-y", "-q", "--no-install-recommends", "redis-server", **quiet)
+        run("apt-get", "install", "-y", "-q", "--no-install-recommends", *packages, **quiet)
         return
-    sys.exit(
-        "dev.py: the tests need redis-server. Install it (Debian/Ubuntu: "
-        "sudo apt-get install redis-server; macOS: brew install redis) and run again."
-    )
+    needs = "; ".join(f"{program} for {reason}" for program, _, reason in missing)
+    sys.exit(f"dev.py: the tests need {needs}. Install them (Debian: apt-get install {' '.join(packages)}).")
 
 
 def demo(arguments: list[str]) -> int:
@@ -78,8 +99,8 @@ def demo(arguments: list[str]) -> int:
 
 
 def test(arguments: list[str]) -> int:
+    ensure_system_programs()
     ensure_venv()
-    ensure_redis_server()
     tools = VENV / "bin"
     checks = [
         ("ruff check", [tools / "ruff", "check", "."]),

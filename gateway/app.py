@@ -98,9 +98,11 @@ def create_app(
                 max_age=600,
             )
         )
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=middleware,
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
+    app.state.persisted_queries = persisted_queries
+    return app

@@ -8,11 +8,13 @@ import os
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import uvicorn
 
 from gateway import __version__
 from gateway.app import create_app
+from gateway.graphiql import BUNDLED_ASSETS_DIR, fetch_assets
 from gateway.sample_upstream import DEMO_TOKEN, SampleUpstream
 from gateway.schema import export_sdl
 from gateway.serving import BackgroundServer
@@ -54,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    fetch = commands.add_parser(
+        "fetch-graphiql",
+        help="download GraphiQL's assets from the npm registry so the gateway serves them itself",
+    )
+    fetch.add_argument("--dir", type=Path, default=BUNDLED_ASSETS_DIR, help="target directory")
     return parser
 
 
@@ -121,6 +128,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             _serve(Settings.from_env(environ, overrides))
         elif args.command == "demo":
             _demo(args.port, args.upstream_port, environ)
+        elif args.command == "fetch-graphiql":
+            fetch_assets(args.dir)
+            sys.stdout.write(f"GraphiQL assets saved in {args.dir}\n")
     except SettingsError as error:
         sys.stderr.write(f"jobs-gateway: configuration error: {error}\n")
         return 2

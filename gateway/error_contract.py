@@ -1,6 +1,7 @@
-"""The schema extension that gives every GraphQL error a stable `extensions.code`.
+"""The error contract's last step: every GraphQL error leaves with a stable `extensions.code`.
 
-By the time an operation ends, each error falls in one of four kinds:
+`GatewaySchema.execute` passes each error of a result through `coded_error`. Each falls in one
+of four kinds:
 
 - a `GatewayError` from a resolver: already coded (see `gateway.errors`), kept as it is;
 - a request error (syntax, validation, bad variable values): coded `GRAPHQL_PARSE_FAILED`,
@@ -14,10 +15,8 @@ By the time an operation ends, each error falls in one of four kinds:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 from graphql import GraphQLError, GraphQLSyntaxError
-from strawberry.extensions import SchemaExtension
 
 from gateway.errors import INTERNAL_SERVER_ERROR, GatewayError, UpstreamBadResponseError
 from gateway.types import Job, JobMetadata, Step, StepEnvelope
@@ -86,13 +85,3 @@ def coded_error(error: GraphQLError) -> GraphQLError:
         path=error.path,
         extensions={"code": INTERNAL_SERVER_ERROR},
     )
-
-
-class ErrorContract(SchemaExtension):
-    """Codes every error of an operation and masks the unexpected ones (see the module doc)."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        if result is not None and result.errors:
-            result.errors = [coded_error(error) for error in result.errors]

@@ -15,9 +15,9 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 
-from gateway.error_contract import ErrorContract
+from gateway.error_contract import coded_error
 from gateway.limits import CallEstimate, limit_rules
 from gateway.resolvers import resolve_jobs
 from gateway.scalars import SCALAR_MAP
@@ -52,12 +52,20 @@ _DOCUMENT_CACHE_SIZE = 512
 
 
 class GatewaySchema(strawberry.Schema):
-    """The Strawberry schema, with error logging left to `ErrorContract`."""
+    """The Strawberry schema, every error of whose results carries a code (`error_contract`)."""
+
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        result = await super().execute(*args, **kwargs)
+        # Here rather than in an extension's on_operation: errors raised by extensions while
+        # parsing (ParserCache, MaxTokensLimiter) bypass the extensions' own after-hooks.
+        if result.errors:
+            result.errors = [coded_error(error) for error in result.errors]
+        return result
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        # Strawberry would log every error with a traceback, expected ones too; `ErrorContract`
+        # Strawberry would log every error with a traceback, expected ones too; `coded_error`
         # logs each kind at its own level instead.
         return
 
@@ -65,10 +73,10 @@ class GatewaySchema(strawberry.Schema):
 def build_schema(settings: Settings | None = None) -> GatewaySchema:
     """The gateway's schema, with the request limits and switches of `settings`.
 
-    Without settings (exporting the SDL) only the error contract is attached. Extensions are
+    Without settings (exporting the SDL) no extension is attached. Extensions are
     given as factories: Strawberry then makes fresh ones per request, so no state is shared.
     """
-    extensions: list[Any] = [ErrorContract]
+    extensions: list[Any] = []
     if settings is not None:
         estimate = CallEstimate(
             default_page_size=settings.default_page_size,

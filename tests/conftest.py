@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -131,3 +135,38 @@ def redis(redis_server: RedisProcess) -> RedisProcess:
     """The session's redis-server, empty."""
     redis_server.command("FLUSHALL")
     return redis_server
+
+
+NODE_DIR = Path(__file__).parent / "node"
+
+
+@pytest.fixture(scope="session")
+def node_clients() -> Path:
+    """tests/node with its npm packages (graphql-http, Apollo Client) installed from the lock."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is needed for the client and spec-audit tests (Node 20 is on the machine)")
+    installed = NODE_DIR / "node_modules" / ".package-lock.json"
+    lock = NODE_DIR / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--silent"],
+            cwd=NODE_DIR,
+            check=True,
+            timeout=300,
+        )
+    return NODE_DIR
+
+
+def run_node(script: str, *arguments: str) -> Any:
+    """Run tests/node/`script` with `arguments`; return its JSON output."""
+    node = shutil.which("node") or "node"
+    finished = subprocess.run(
+        [node, str(NODE_DIR / script), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    return json.loads(finished.stdout)

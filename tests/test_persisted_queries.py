@@ -1,0 +1,152 @@
+"""Automatic persisted queries: the protocol over raw HTTP, with Apollo Client, across replicas."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from gateway.persisted_queries import PersistedQueries
+from gateway.sample_upstream import SampleUpstream
+from gateway.serving import BackgroundServer
+
+from .conftest import DEMO_AUTH, asgi_client, in_process_gateway, network_gateway, run_node
+from .redis_process import RedisProcess
+
+pytestmark = pytest.mark.anyio
+
+QUERY = "query Few { jobs(first: 2) { nodes { jobId } } }"
+DIGEST = hashlib.sha256(QUERY.encode()).hexdigest()
+SECRET = "apq-test-secret"
+
+
+def persisted(digest: str = DIGEST, version: int = 1) -> dict[str, Any]:
+    return {"persistedQuery": {"version": version, "sha256Hash": digest}}
+
+
+def codes(response: httpx.Response) -> list[str]:
+    return [error["extensions"]["code"] for error in response.json().get("errors", [])]
+
+
+async def test_the_apq_round_trip_over_post_and_get() -> None:
+    """Hash alone: not found. Hash and query: runs and is kept. Then the hash alone runs, by
+    POST and by GET (so it can be cached by URL at the edge, were it not private data)."""
+    sample = SampleUpstream()
+    async with asgi_client(in_process_gateway(sample.app())) as client:
+        unknown = await client.post("/graphql", json={"extensions": persisted()}, headers=DEMO_AUTH)
+        assert (unknown.status_code, codes(unknown)) == (200, ["PERSISTED_QUERY_NOT_FOUND"])
+        assert unknown.json()["errors"][0]["message"] == "PersistedQueryNotFound"
+        registered = await client.post(
+            "/graphql", json={"query": QUERY, "extensions": persisted()}, headers=DEMO_AUTH
+        )
+        assert len(registered.json()["data"]["jobs"]["nodes"]) == 2
+        by_post = await client.post("/graphql", json={"extensions": persisted()}, headers=DEMO_AUTH)
+        by_get = await client.get(
+            "/graphql",
+            params={"extensions": orjson.dumps(persisted()).decode(), "operationName": "Few"},
+            headers=DEMO_AUTH,
+        )
+    assert by_post.json() == registered.json()
+    assert by_get.json() == registered.json()
+
+
+async def test_a_hash_that_does_not_match_is_refused() -> None:
+    """A query sent with another query's hash: 400, nothing run, nothing stored."""
+    sample = SampleUpstream()
+    wrong = hashlib.sha256(b"{ __typename }").hexdigest()
+    async with asgi_client(in_process_gateway(sample.app())) as client:
+        mismatch = await client.post(
+            "/graphql", json={"query": QUERY, "extensions": persisted(wrong)}, headers=DEMO_AUTH
+        )
+        after = await client.post(
+            "/graphql", json={"extensions": persisted(wrong)}, headers=DEMO_AUTH
+        )
+    assert (mismatch.status_code, codes(mismatch)) == (400, ["BAD_REQUEST"])
+    assert mismatch.json()["errors"][0]["message"] == "provided sha does not match query"
+    assert codes(after) == ["PERSISTED_QUERY_NOT_FOUND"]
+    assert len(sample.seen) == 0
+
+
+@pytest.mark.parametrize(
+    ("extensions", "code"),
+    [
+        (persisted(version=2), "PERSISTED_QUERY_NOT_SUPPORTED"),
+        (persisted("not-a-hash"), "BAD_REQUEST"),
+        ({"persistedQuery": "yes"}, "PERSISTED_QUERY_NOT_SUPPORTED"),
+    ],
+)
+async def test_malformed_persisted_queries_are_400(extensions: dict[str, Any], code: str) -> None:
+    """Unknown versions and malformed hashes are request errors."""
+    async with asgi_client(in_process_gateway(SampleUpstream().app())) as client:
+        response = await client.post("/graphql", json={"extensions": extensions}, headers=DEMO_AUTH)
+    assert (response.status_code, codes(response)) == (400, [code])
+
+
+async def test_invalid_queries_are_not_kept() -> None:
+    """A registration whose query does not validate is answered, but not remembered."""
+    bad = "{ jobs { nope } }"
+    digest = hashlib.sha256(bad.encode()).hexdigest()
+    async with asgi_client(in_process_gateway(SampleUpstream().app())) as client:
+        first = await client.post("/graphql", json={"query": bad, "extensions": persisted(digest)})
+        again = await client.post("/graphql", json={"extensions": persisted(digest)})
+    assert codes(first) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert codes(again) == ["PERSISTED_QUERY_NOT_FOUND"]
+
+
+async def test_persisted_queries_can_be_switched_off() -> None:
+    """GATEWAY_APQ_TTL=0: the extension is ignored and a query is simply run."""
+    app = in_process_gateway(SampleUpstream().app(), apq_ttl=0)
+    async with asgi_client(app) as client:
+        hashed_only = await client.post(
+            "/graphql", json={"extensions": persisted()}, headers=DEMO_AUTH
+        )
+        with_query = await client.post(
+            "/graphql", json={"query": QUERY, "extensions": persisted()}, headers=DEMO_AUTH
+        )
+    assert hashed_only.status_code == 400
+    assert "data" in with_query.json()
+
+
+async def test_replicas_share_persisted_queries_through_redis(redis: RedisProcess) -> None:
+    """Registered through one gateway, the hash alone works on another behind the same Redis."""
+    sample = SampleUpstream()
+    shared = {"cache_url": redis.url, "cache_key_secret": SECRET}
+    async with asgi_client(in_process_gateway(sample.app(), **shared)) as first:
+        await first.post(
+            "/graphql", json={"query": QUERY, "extensions": persisted()}, headers=DEMO_AUTH
+        )
+    async with asgi_client(in_process_gateway(sample.app(), **shared)) as second:
+        response = await second.post(
+            "/graphql", json={"extensions": persisted()}, headers=DEMO_AUTH
+        )
+    assert len(response.json()["data"]["jobs"]["nodes"]) == 2
+    assert f"jobs-gateway:v1:apq:{DIGEST}".encode() in redis.command("KEYS", "*apq*")
+
+
+@pytest.fixture
+def apq_gateway(
+    sample_server: BackgroundServer,
+) -> Iterator[tuple[BackgroundServer, PersistedQueries]]:
+    app = network_gateway(sample_server.url)
+    with BackgroundServer(app) as server:
+        yield server, app.state.persisted_queries
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("method", ["post", "get"])
+def test_apollo_clients_persisted_query_link_round_trips(
+    node_clients: Path, apq_gateway: tuple[BackgroundServer, PersistedQueries], method: str
+) -> None:
+    """Apollo Client 4 with PersistedQueryLink runs a query twice: the first time it learns
+    the hash is unknown and sends the query; the second time the hash alone is enough."""
+    server, store = apq_gateway
+    result = run_node("apq.mjs", f"{server.url}/graphql", "demo-token", method)
+    titles = [node["metadata"]["jobTitle"] for node in result["first"]["jobs"]["nodes"]]
+    assert titles == ["Safety Audit #1", "Safety Audit #2", "Site Inspection #3"]
+    assert result["second"] == result["first"]
+    assert (store.stats.misses, store.stats.stores, store.stats.hits) == (1, 1, 1)
