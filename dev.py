@@ -89,7 +89,8 @@ def ensure_system_programs() -> None:
         run("apt-get", "install", "-y", "-q", "--no-install-recommends", *packages, **quiet)
         return
     needs = "; ".join(f"{program} for {reason}" for program, _, reason in missing)
-    sys.exit(f"dev.py: the tests need {needs}. Install them (Debian: apt-get install {' '.join(packages)}).")
+    install = " ".join(packages)
+    sys.exit(f"dev.py: the tests need {needs}. Install them (Debian: apt-get install {install}).")
 
 
 def demo(arguments: list[str]) -> int:
