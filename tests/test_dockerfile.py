@@ -29,10 +29,20 @@ def test_it_runs_as_a_non_root_user() -> None:
     assert users[-1].split(":")[0] not in ("root", "0")
 
 
-def test_the_base_image_is_pinned() -> None:
-    """Every FROM names an exact Python patch release, never `latest`."""
+def test_the_base_images_are_pinned() -> None:
+    """Every image names an exact patch release, never `latest`."""
     for image in instructions("FROM"):
         assert re.match(r"python:3\.11\.\d+-slim-\w+", image), image
+    for image in re.findall(r"--from=(\S+:\S+)", DOCKERFILE):
+        assert re.match(r"node:\d+\.\d+\.\d+-\w+", image), image
+
+
+def test_the_image_serves_graphiql_without_a_cdn() -> None:
+    """The build fetches GraphiQL's assets with the gateway's own command; the image uses them."""
+    assert any(
+        "python -m gateway fetch-graphiql --dir /opt/graphiql" in run for run in instructions("RUN")
+    )
+    assert "GATEWAY_GRAPHIQL_ASSETS_DIR=/opt/graphiql" in final_stage()
 
 
 def test_it_installs_exactly_what_ci_installs() -> None:
