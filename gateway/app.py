@@ -11,19 +11,21 @@ from collections.abc import AsyncIterator
 from typing import TypedDict
 
 import httpx
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gateway.cache import new_page_cache
-from gateway.circuit_breaker import CircuitBreaker
+from gateway.circuit_breaker import CircuitBreaker, CircuitState
 from gateway.graphiql import ASSETS_PATH, asset_urls, assets_dir, graphiql_page
 from gateway.graphql_http import GraphQLEndpoint, error_body, json_response
+from gateway.metrics import Metrics
 from gateway.persisted_queries import new_persisted_queries
 from gateway.redaction import install_log_redaction
 from gateway.schema import build_schema
@@ -56,15 +58,21 @@ def create_app(
     `upstream_transport` replaces the network under the upstream client (tests only).
     """
     install_log_redaction()
-    persisted_queries = new_persisted_queries(settings)
+    metrics = Metrics()
+    persisted_queries = new_persisted_queries(settings, metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
-        breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
-        cache = new_page_cache(settings)
+        breaker = CircuitBreaker(
+            settings.breaker_failures,
+            settings.breaker_cooldown,
+            on_change=lambda state: metrics.set_circuit_state(state.value),
+        )
+        metrics.set_circuit_state(breaker.state.value)
+        cache = new_page_cache(settings, metrics)
         try:
             async with new_http_client(settings, upstream_transport) as http:
-                yield {"upstream": UpstreamClient(http, settings, breaker, cache)}
+                yield {"upstream": UpstreamClient(http, settings, breaker, cache, metrics)}
         finally:
             if cache is not None:
                 await cache.close()
@@ -74,13 +82,40 @@ def create_app(
     async def root(_request: Request) -> Response:
         return RedirectResponse("/graphql")
 
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        upstream: UpstreamClient | None = getattr(request.state, "upstream", None)
+        if upstream is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        circuit = upstream.breaker.state
+        checks = {"upstream_circuit": circuit.value}
+        ready = circuit is not CircuitState.OPEN
+        if upstream.cache is not None:
+            answers = await upstream.cache.store.ping()
+            checks["cache"] = "ok" if answers else "unavailable"
+            ready = ready and answers
+        body = {"status": "ready" if ready else "not_ready", "checks": checks}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        upstream: UpstreamClient | None = getattr(request.state, "upstream", None)
+        if upstream is not None:
+            metrics.set_circuit_state(upstream.breaker.state.value)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
     local_assets = assets_dir(settings.graphiql_assets_dir) if settings.graphiql else None
     graphiql_html = (
         graphiql_page(asset_urls(local_assets is not None)) if settings.graphiql else None
     )
-    endpoint = GraphQLEndpoint(build_schema(settings), settings, graphiql_html, persisted_queries)
+    schema = build_schema(settings)
+    endpoint = GraphQLEndpoint(schema, settings, graphiql_html, persisted_queries, metrics)
     routes: list[BaseRoute] = [
         Route("/", root, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/graphql", endpoint, methods=["GET", "POST"]),
     ]
     if local_assets is not None:
@@ -105,4 +140,5 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.persisted_queries = persisted_queries
+    app.state.metrics = metrics
     return app

@@ -33,6 +33,8 @@ from aiocache.base import BaseCache
 from aiocache.serializers import BaseSerializer, NullSerializer
 
 from gateway.circuit_breaker import CircuitBreaker
+from gateway.logs import current_record
+from gateway.metrics import Metrics
 from gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -49,18 +51,6 @@ class Fetched:
     rows: list[Any]
     max_age: float | None = None
     """Seconds the upstream allows it to be stored; 0 forbids storing; None sets no limit."""
-
-
-@dataclass(slots=True)
-class CacheStats:
-    """Counters of what the cache did, for tests and metrics."""
-
-    hits: int = 0
-    misses: int = 0
-    stores: int = 0
-    not_stored: int = 0
-    dedupe_joins: int = 0
-    errors: int = 0
 
 
 class OrjsonSerializer(BaseSerializer):  # type: ignore[misc]
@@ -120,9 +110,11 @@ class GuardedBackend:
     again by itself. Failures are logged at most every 30 s, with a count of the rest.
     """
 
-    def __init__(self, backend: BaseCache, stats: CacheStats) -> None:
+    def __init__(self, backend: BaseCache, metrics: Metrics) -> None:
         self._backend = backend
-        self._stats = stats
+        self._metrics = metrics
+        self.name = "memory" if isinstance(backend, SimpleMemoryCache) else "redis"
+        """The backend's kind, as metrics label it."""
         self._health = CircuitBreaker(1, _BACKEND_RETRY_AFTER)
         self._last_warning = -_WARNING_INTERVAL
         self._quiet_failures = 0
@@ -157,8 +149,23 @@ class GuardedBackend:
         self._health.record_success()
         return True
 
+    def count(self, result: str) -> None:
+        """Count one cache operation's `result` (hit, miss, store, error, not_stored)."""
+        self._metrics.cache_operations.labels(self.name, result).inc()
+
+    async def ping(self) -> bool:
+        """Whether the backend answers right now (for readiness); a dict always does."""
+        client = getattr(self._backend, "client", None)
+        if client is None:
+            return True
+        try:
+            async with asyncio.timeout(self._backend.timeout or 1.0):
+                return bool(await client.ping())
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            return False
+
     def _failed(self, error: Exception) -> None:
-        self._stats.errors += 1
+        self.count("error")
         self._health.record_failure()
         now = time.monotonic()
         if now - self._last_warning < _WARNING_INTERVAL:
@@ -187,13 +194,16 @@ class GuardedBackend:
 class PageCache:
     """Caches upstream pages per credential, and runs identical concurrent fetches once."""
 
-    def __init__(self, backend: BaseCache, *, ttl: float, secret: bytes, shared: bool) -> None:
+    def __init__(
+        self, backend: BaseCache, *, ttl: float, secret: bytes, shared: bool, metrics: Metrics
+    ) -> None:
         self._ttl = ttl
         self._secret = secret
         self.shared = shared
         """Whether other processes read this cache (then `private` answers are not stored)."""
-        self.stats = CacheStats()
-        self._store = GuardedBackend(backend, self.stats)
+        self._metrics = metrics
+        self.store = GuardedBackend(backend, metrics)
+        """The backend, guarded: readiness pings it."""
         self._in_flight: dict[str, asyncio.Future[list[Any]]] = {}
 
     def page_key(self, authorization: str, url: str) -> str:
@@ -209,18 +219,21 @@ class PageCache:
         """
         shared_fetch = self._in_flight.get(key)
         if shared_fetch is None:
-            cached = await self._store.read(key)
+            cached = await self.store.read(key)
             if cached is not None:
-                self.stats.hits += 1
+                self.store.count("hit")
+                record = current_record()
+                if record is not None:
+                    record.cache_hits += 1
                 return cached  # type: ignore[no-any-return]
             shared_fetch = self._in_flight.get(key)  # someone may have started while we read
         if shared_fetch is None:
-            self.stats.misses += 1
+            self.store.count("miss")
             shared_fetch = asyncio.ensure_future(self._fetch_and_store(key, fetch))
             self._in_flight[key] = shared_fetch
             shared_fetch.add_done_callback(lambda done: self._settle(key, done))
         else:
-            self.stats.dedupe_joins += 1
+            self._metrics.dedupe_joins.inc()
         # shield: a caller that goes away must not cancel the fetch the others wait for.
         return await asyncio.shield(shared_fetch)
 
@@ -236,17 +249,17 @@ class PageCache:
         fetched = await fetch()
         ttl = self._ttl if fetched.max_age is None else min(self._ttl, fetched.max_age)
         if ttl <= 0:
-            self.stats.not_stored += 1
-        elif await self._store.write(key, fetched.rows, ttl):
-            self.stats.stores += 1
+            self.store.count("not_stored")
+        elif await self.store.write(key, fetched.rows, ttl):
+            self.store.count("store")
         return fetched.rows
 
     async def close(self) -> None:
         """Release the backend's connections."""
-        await self._store.close()
+        await self.store.close()
 
 
-def new_page_cache(settings: Settings) -> PageCache | None:
+def new_page_cache(settings: Settings, metrics: Metrics) -> PageCache | None:
     """The page cache `settings` ask for; None when `GATEWAY_CACHE_TTL` is 0."""
     if settings.cache_ttl <= 0:
         return None
@@ -254,4 +267,6 @@ def new_page_cache(settings: Settings) -> PageCache | None:
     backend = backend_for(
         settings.cache_url, timeout=settings.cache_timeout, max_entries=settings.cache_max_entries
     )
-    return PageCache(backend, ttl=settings.cache_ttl, secret=secret, shared=settings.uses_redis)
+    return PageCache(
+        backend, ttl=settings.cache_ttl, secret=secret, shared=settings.uses_redis, metrics=metrics
+    )

@@ -46,14 +46,21 @@ class CircuitBreaker:
         threshold: int,
         cooldown: float,
         clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[CircuitState], None] | None = None,
     ) -> None:
         self._threshold = threshold
+        self._on_change = on_change
         self._cooldown = cooldown
         self._clock = clock
         self._failures = 0
         self._opened_at = 0.0
         self._state = CircuitState.CLOSED
         self._probe_in_flight = False
+
+    def _become(self, state: CircuitState) -> None:
+        if state is not self._state and self._on_change is not None:
+            self._on_change(state)
+        self._state = state
 
     @property
     def state(self) -> CircuitState:
@@ -70,7 +77,7 @@ class CircuitBreaker:
         if self._threshold == 0 or self._state is CircuitState.CLOSED:
             return
         if self._state is CircuitState.OPEN and self._cooled_down():
-            self._state = CircuitState.HALF_OPEN
+            self._become(CircuitState.HALF_OPEN)
             self._probe_in_flight = False
         if self._state is CircuitState.HALF_OPEN and not self._probe_in_flight:
             self._probe_in_flight = True
@@ -93,7 +100,7 @@ class CircuitBreaker:
     def record_success(self) -> None:
         """A call got an answer from a healthy upstream: close the circuit."""
         self._failures = 0
-        self._state = CircuitState.CLOSED
+        self._become(CircuitState.CLOSED)
         self._probe_in_flight = False
 
     def record_failure(self) -> None:
@@ -102,7 +109,7 @@ class CircuitBreaker:
             return
         self._failures += 1
         if self._state is CircuitState.HALF_OPEN or self._failures >= self._threshold:
-            self._state = CircuitState.OPEN
+            self._become(CircuitState.OPEN)
             self._opened_at = self._clock()
             self._probe_in_flight = False
 

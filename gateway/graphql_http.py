@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Final
@@ -35,6 +36,15 @@ from gateway.context import RequestContext
 from gateway.error_contract import INTERNAL_ERROR_MESSAGE
 from gateway.errors import INTERNAL_SERVER_ERROR
 from gateway.limits import UpstreamBudget
+from gateway.logs import (
+    REQUEST_ID_HEADER,
+    RequestRecord,
+    begin_request,
+    current_record,
+    end_request,
+    request_id_from,
+)
+from gateway.metrics import Metrics
 from gateway.persisted_queries import PersistedQueries, PersistedQueryError, persisted_hash
 from gateway.redaction import redacting
 from gateway.schema import GatewaySchema
@@ -109,6 +119,15 @@ def negotiate(accept: str | None) -> str:
     if graphql_weight > 0 and graphql_weight >= weights.get(JSON, 0.0):
         return GRAPHQL_RESPONSE_JSON
     return JSON
+
+
+_OPERATION_NAME = re.compile(r"^\s*(?:query|mutation|subscription)\s+([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def operation_name_in(query: str | None) -> str | None:
+    """The name of a document's first operation, when it starts with one (for logs)."""
+    match = _OPERATION_NAME.match(query or "")
+    return match.group(1) if match else None
 
 
 def wants_html(request: Request) -> bool:
@@ -196,48 +215,78 @@ class GraphQLEndpoint:
         settings: Settings,
         graphiql_html: str | None,
         persisted_queries: PersistedQueries | None,
+        metrics: Metrics,
     ) -> None:
         self._schema = schema
         self._settings = settings
         self._graphiql_html = graphiql_html
         self._persisted = persisted_queries
+        self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
+        if request.method == "GET" and self._graphiql_html is not None and wants_html(request):
+            await HTMLResponse(self._graphiql_html)(scope, receive, send)
+            return
+        request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        recording = begin_request(request_id)
+        record = current_record()
+        assert record is not None
         with redacting(request.headers.get("authorization")):
             try:
-                response = await self.handle(request)
+                response, outcome = await self.handle(request, record)
             except RequestRejectedError as rejected:
                 response = json_response(
                     error_body(rejected.message, rejected.code), rejected.status
                 )
                 response.headers.update(rejected.headers)
+                outcome = "rejected"
+                record.error_codes.append(rejected.code)
             except Exception:
                 logger.exception("Unexpected error outside GraphQL execution")
                 response = json_response(
                     error_body(INTERNAL_ERROR_MESSAGE, INTERNAL_SERVER_ERROR), 200
                 )
+                outcome = "internal_error"
+                record.error_codes.append(INTERNAL_SERVER_ERROR)
+            response.headers[REQUEST_ID_HEADER] = request_id
+            operation = self._metrics.operation_label(record.operation)
+            self._metrics.graphql_requests.labels(operation, outcome).inc()
+            elapsed = time.perf_counter() - record.started
+            self._metrics.graphql_duration.labels(operation).observe(elapsed)
+            end_request(recording, outcome=outcome, status=response.status_code)
         await response(scope, receive, send)
 
-    async def handle(self, request: Request) -> Response:
-        """Answer one GraphQL-over-HTTP request."""
-        if request.method == "GET" and self._graphiql_html is not None and wants_html(request):
-            return HTMLResponse(self._graphiql_html)
+    async def handle(self, request: Request, record: RequestRecord) -> tuple[Response, str]:
+        """Answer one GraphQL-over-HTTP request; also say how it went (the outcome)."""
         media_type = negotiate(request.headers.get("accept"))
         params = await read_params(request, self._settings.max_body_bytes)
+        record.operation = params.operation_name or operation_name_in(params.query)
         query, remember = params.query, None
         try:
             digest = persisted_hash(params.extensions) if self._persisted is not None else None
             if digest is not None and self._persisted is not None:
                 query = await self._persisted.query_for(digest, params.query)
                 remember = digest if params.query is not None else None
+                record.operation = record.operation or operation_name_in(query)
         except PersistedQueryError as error:
-            return json_response(error_body(error.message, error.code), error.status, media_type)
+            record.error_codes.append(error.code)
+            response = json_response(
+                error_body(error.message, error.code), error.status, media_type
+            )
+            return response, "rejected"
         result = await self.execute(request, query, params)
         if remember is not None and query is not None and not is_request_error(result):
             assert self._persisted is not None
             await self._persisted.remember(remember, query)
-        return self.result_response(result, media_type)
+        for failure in result.errors or []:
+            code = (failure.extensions or {}).get("code", INTERNAL_SERVER_ERROR)
+            record.error_codes.append(str(code))
+        if not result.errors:
+            outcome = "ok"
+        else:
+            outcome = "request_error" if is_request_error(result) else "field_error"
+        return self.result_response(result, media_type), outcome
 
     async def execute(
         self, request: Request, query: str | None, params: GraphQLParams

@@ -18,7 +18,8 @@ import hashlib
 import re
 from typing import Any
 
-from gateway.cache import CacheStats, GuardedBackend, backend_for
+from gateway.cache import GuardedBackend, backend_for
+from gateway.metrics import Metrics
 from gateway.settings import Settings
 
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
@@ -59,10 +60,10 @@ def persisted_hash(extensions: dict[str, Any] | None) -> str | None:
 class PersistedQueries:
     """Remembers queries by their SHA-256 in the cache backend."""
 
-    def __init__(self, store: GuardedBackend, ttl: float, stats: CacheStats) -> None:
+    def __init__(self, store: GuardedBackend, ttl: float, metrics: Metrics) -> None:
         self._store = store
         self._ttl = ttl
-        self.stats = stats
+        self._count = metrics.persisted_queries
 
     async def query_for(self, digest: str, query: str | None) -> str:
         """The query to run for `digest`: `query` itself once verified, else the stored one."""
@@ -72,25 +73,24 @@ class PersistedQueries:
             return query
         stored = await self._store.read(f"{KEY_PREFIX}:{digest}")
         if not isinstance(stored, str):
-            self.stats.misses += 1
+            self._count.labels("miss").inc()
             raise PersistedQueryError("PersistedQueryNotFound", PERSISTED_QUERY_NOT_FOUND, 200)
-        self.stats.hits += 1
+        self._count.labels("hit").inc()
         return stored
 
     async def remember(self, digest: str, query: str) -> None:
         """Keep `query` under `digest` (already verified) for the next requests."""
         if await self._store.write(f"{KEY_PREFIX}:{digest}", query, self._ttl):
-            self.stats.stores += 1
+            self._count.labels("registered").inc()
 
     async def close(self) -> None:
         """Release the store's connections."""
         await self._store.close()
 
 
-def new_persisted_queries(settings: Settings) -> PersistedQueries | None:
+def new_persisted_queries(settings: Settings, metrics: Metrics) -> PersistedQueries | None:
     """The persisted-query store `settings` ask for; None when `GATEWAY_APQ_TTL` is 0."""
     if settings.apq_ttl <= 0:
         return None
     backend = backend_for(settings.cache_url, timeout=settings.cache_timeout, max_entries=1000)
-    stats = CacheStats()
-    return PersistedQueries(GuardedBackend(backend, stats), settings.apq_ttl, stats)
+    return PersistedQueries(GuardedBackend(backend, metrics), settings.apq_ttl, metrics)

@@ -47,7 +47,7 @@ from tenacity.wait import wait_base
 
 from gateway import __version__
 from gateway.cache import Fetched, PageCache
-from gateway.circuit_breaker import CircuitBreaker
+from gateway.circuit_breaker import CircuitBreaker, CircuitOpenError
 from gateway.errors import (
     BadUserInputError,
     ForbiddenError,
@@ -60,6 +60,8 @@ from gateway.errors import (
     UpstreamUnavailableError,
 )
 from gateway.limits import UpstreamBudget
+from gateway.logs import current_record
+from gateway.metrics import Metrics
 from gateway.pagination import aligned_blocks, stitch_chunks, upstream_chunks
 from gateway.settings import Settings
 
@@ -231,16 +233,6 @@ class _WaitRetryAfterOrBackoff(wait_base):
         return float(self._backoff(retry_state))
 
 
-def _log_retry(retry_state: RetryCallState) -> None:
-    error = retry_state.outcome.exception() if retry_state.outcome else None
-    logger.info(
-        "Retrying upstream call in %.2f s after attempt %d failed: %s",
-        retry_state.upcoming_sleep,
-        retry_state.attempt_number,
-        error.extensions.get("code") if isinstance(error, GatewayError) else type(error).__name__,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Whom upstream calls are made for, and within which limits: one GraphQL request."""
@@ -283,11 +275,13 @@ class UpstreamClient:
         settings: Settings,
         breaker: CircuitBreaker,
         cache: PageCache | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._http = http
         self._settings = settings
         self._breaker = breaker
         self._cache = cache
+        self._metrics = metrics or Metrics()
         self._base_url = settings.upstream_url.rstrip("/")
 
     @property
@@ -299,6 +293,11 @@ class UpstreamClient:
     def breaker(self) -> CircuitBreaker:
         """The circuit breaker guarding this upstream."""
         return self._breaker
+
+    @property
+    def cache(self) -> PageCache | None:
+        """The page cache in front of this upstream, if caching is on."""
+        return self._cache
 
     async def list_jobs(self, caller: Caller, *, skip: int, limit: int) -> list[JobJSON]:
         """`GET /jobs/v1/?skip=&limit=`: up to `limit` jobs of the token's team from `skip` on.
@@ -332,13 +331,18 @@ class UpstreamClient:
         return await self._cache.get_or_fetch(key, fetch)
 
     async def _fetch_job_list(self, caller: Caller, skip: int, limit: int) -> Fetched:
-        response = await self.get(caller, JOBS_PATH, {"skip": skip, "limit": limit})
+        response = await self.get(caller, JOBS_PATH, {"skip": skip, "limit": limit}, "jobs_list")
         rows = decode_job_list(response.status, response.body, caller.authorization)
         shared = self._cache is not None and self._cache.shared
         return Fetched(rows, max_age=cache_lifetime(response.headers, shared=shared))
 
-    async def get(self, caller: Caller, path: str, params: dict[str, int]) -> UpstreamResponse:
-        """GET `path` for `caller`: one call of its budget, retried within its deadline."""
+    async def get(
+        self, caller: Caller, path: str, params: dict[str, int], endpoint: str
+    ) -> UpstreamResponse:
+        """GET `path` for `caller`: one call of its budget, retried within its deadline.
+
+        `endpoint` names the upstream endpoint in metrics (a fixed name, never the URL).
+        """
         caller.budget.spend()
         settings = self._settings
         retrying = AsyncRetrying(
@@ -348,15 +352,59 @@ class UpstreamClient:
             retry=retry_if_exception(
                 lambda error: is_retryable(error, settings.upstream_retry_after_max)
             ),
-            before_sleep=_log_retry,
+            before_sleep=self._before_retry,
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(caller, path, params)
+                return await self._attempt(caller, path, params, endpoint)
         raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
 
-    async def _attempt(self, caller: Caller, path: str, params: dict[str, int]) -> UpstreamResponse:
+    def _before_retry(self, retry_state: RetryCallState) -> None:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        reason = error.code if isinstance(error, GatewayError) else type(error).__name__
+        self._metrics.upstream_retries.labels(reason).inc()
+        logger.info(
+            "Retrying upstream call in %.2f s after attempt %d failed: %s",
+            retry_state.upcoming_sleep,
+            retry_state.attempt_number,
+            reason,
+        )
+
+    async def _attempt(
+        self, caller: Caller, path: str, params: dict[str, int], endpoint: str
+    ) -> UpstreamResponse:
+        started = time.perf_counter()
+        status_class: str | None = "network"
+        try:
+            response = await self._guarded_attempt(caller, path, params)
+        except CircuitOpenError:
+            status_class = None  # refused here: no call was made
+            raise
+        except UpstreamTimeoutError:
+            status_class = "timeout"
+            raise
+        except GatewayError as error:
+            if error.upstream_status is not None:
+                status_class = f"{error.upstream_status // 100}xx"
+            raise
+        else:
+            status_class = f"{response.status // 100}xx"
+            return response
+        finally:
+            if status_class is not None:
+                self._count_attempt(endpoint, status_class, time.perf_counter() - started)
+
+    def _count_attempt(self, endpoint: str, status_class: str, seconds: float) -> None:
+        self._metrics.upstream_requests.labels(endpoint, status_class).inc()
+        self._metrics.upstream_duration.labels(endpoint).observe(seconds)
+        record = current_record()
+        if record is not None:
+            record.upstream_calls += 1
+
+    async def _guarded_attempt(
+        self, caller: Caller, path: str, params: dict[str, int]
+    ) -> UpstreamResponse:
         remaining = caller.deadline - time.monotonic()
         if remaining <= 0:
             raise UpstreamTimeoutError(

@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 
-from gateway.persisted_queries import PersistedQueries
+from gateway.metrics import Metrics
 from gateway.sample_upstream import SampleUpstream
 from gateway.serving import BackgroundServer
 
@@ -131,22 +131,28 @@ async def test_replicas_share_persisted_queries_through_redis(redis: RedisProces
 @pytest.fixture
 def apq_gateway(
     sample_server: BackgroundServer,
-) -> Iterator[tuple[BackgroundServer, PersistedQueries]]:
+) -> Iterator[tuple[BackgroundServer, Metrics]]:
     app = network_gateway(sample_server.url)
     with BackgroundServer(app) as server:
-        yield server, app.state.persisted_queries
+        yield server, app.state.metrics
 
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("method", ["post", "get"])
 def test_apollo_clients_persisted_query_link_round_trips(
-    node_clients: Path, apq_gateway: tuple[BackgroundServer, PersistedQueries], method: str
+    node_clients: Path, apq_gateway: tuple[BackgroundServer, Metrics], method: str
 ) -> None:
     """Apollo Client 4 with PersistedQueryLink runs a query twice: the first time it learns
     the hash is unknown and sends the query; the second time the hash alone is enough."""
-    server, store = apq_gateway
+    server, metrics = apq_gateway
     result = run_node("apq.mjs", f"{server.url}/graphql", "demo-token", method)
     titles = [node["metadata"]["jobTitle"] for node in result["first"]["jobs"]["nodes"]]
     assert titles == ["Safety Audit #1", "Safety Audit #2", "Site Inspection #3"]
     assert result["second"] == result["first"]
-    assert (store.stats.misses, store.stats.stores, store.stats.hits) == (1, 1, 1)
+    counts = {
+        result: metrics.registry.get_sample_value(
+            "gateway_persisted_queries_total", {"result": result}
+        )
+        for result in ("miss", "registered", "hit")
+    }
+    assert counts == {"miss": 1.0, "registered": 1.0, "hit": 1.0}

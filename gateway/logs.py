@@ -1,0 +1,129 @@
+"""Structured logs: JSON lines, one summary line per GraphQL request, request ids.
+
+Every log line is one JSON object (`JsonFormatter`). Each GraphQL request ends with one line,
+`"event": "graphql_request"`, carrying its request id, operation name, outcome, HTTP status,
+duration, upstream calls, cache hits and error codes. The request id is the caller's
+`X-Request-ID` when it is a sane token (up to 64 letters, digits, `-`, `_`, `.`), otherwise a
+new one; it is returned in the response's `X-Request-ID` and sent to the upstream with every
+call the request causes, so one id follows the request across both logs.
+
+No line carries a token, an Authorization header or a cookie: the request line is built from
+named fields only, and `redaction` scrubs the caller's credentials from every other record.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+
+REQUEST_ID_HEADER: Final = "x-request-id"
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+request_logger = logging.getLogger("gateway.request")
+
+# Attributes every LogRecord has; anything else was passed as `extra=` and is logged as a field.
+_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+}
+
+
+@dataclass
+class RequestRecord:
+    """What one GraphQL request did, filled in as it runs and logged when it ends."""
+
+    request_id: str
+    started: float = field(default_factory=time.perf_counter)
+    operation: str | None = None
+    upstream_calls: int = 0
+    cache_hits: int = 0
+    error_codes: list[str] = field(default_factory=list)
+
+
+_current: contextvars.ContextVar[RequestRecord | None] = contextvars.ContextVar(
+    "gateway_request_record", default=None
+)
+
+
+def request_id_from(header: str | None) -> str:
+    """The caller's request id if it is sane, else a fresh one."""
+    if header is not None and _SANE_REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def current_record() -> RequestRecord | None:
+    """The record of the GraphQL request being served, if any."""
+    return _current.get()
+
+
+def begin_request(request_id: str) -> contextvars.Token[RequestRecord | None]:
+    """Start recording a request in this context; pass the token to `end_request`."""
+    return _current.set(RequestRecord(request_id))
+
+
+def end_request(
+    token: contextvars.Token[RequestRecord | None], *, outcome: str, status: int
+) -> None:
+    """Log the request's summary line and stop recording it."""
+    record = _current.get()
+    _current.reset(token)
+    if record is None:
+        return
+    request_logger.info(
+        "graphql request",
+        extra={
+            "event": "graphql_request",
+            "request_id": record.request_id,
+            "operation": record.operation,
+            "outcome": outcome,
+            "status": status,
+            "duration_ms": round((time.perf_counter() - record.started) * 1000, 2),
+            "upstream_calls": record.upstream_calls,
+            "cache_hits": record.cache_hits,
+            "error_codes": record.error_codes,
+        },
+    )
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, extra fields, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
+                line[key] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        return orjson.dumps(line, default=str).decode()
+
+
+def configure_logging(level: str) -> None:
+    """JSON lines on stderr at `level` for the gateway and the servers it runs on."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    # httpx logs every request at INFO; the per-request line already counts upstream calls.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level)))
