@@ -7,6 +7,7 @@ store, hands them to requests as typed state, and closes them on shutdown.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from typing import TypedDict
 
@@ -21,10 +22,12 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from gateway import tracing
 from gateway.cache import new_page_cache
 from gateway.circuit_breaker import CircuitBreaker, CircuitState
 from gateway.graphiql import ASSETS_PATH, asset_urls, assets_dir, graphiql_page
 from gateway.graphql_http import GraphQLEndpoint, error_body, json_response
+from gateway.logs import configure_logging
 from gateway.metrics import Metrics
 from gateway.persisted_queries import new_persisted_queries
 from gateway.redaction import install_log_redaction
@@ -58,6 +61,9 @@ def create_app(
     `upstream_transport` replaces the network under the upstream client (tests only).
     """
     install_log_redaction()
+    if settings.tracing:
+        tracing.require_tracing()
+        tracing.ensure_tracer_provider()
     metrics = Metrics()
     persisted_queries = new_persisted_queries(settings, metrics)
 
@@ -72,6 +78,8 @@ def create_app(
         cache = new_page_cache(settings, metrics)
         try:
             async with new_http_client(settings, upstream_transport) as http:
+                if settings.tracing:
+                    tracing.instrument_http_client(http)
                 yield {"upstream": UpstreamClient(http, settings, breaker, cache, metrics)}
         finally:
             if cache is not None:
@@ -142,3 +150,10 @@ def create_app(
     app.state.persisted_queries = persisted_queries
     app.state.metrics = metrics
     return app
+
+
+def create_app_from_environment() -> Starlette:
+    """The app as each `serve --workers N` worker builds it, from `GATEWAY_*` variables."""
+    settings = Settings.from_env(os.environ)
+    configure_logging(settings.log_level)
+    return create_app(settings)

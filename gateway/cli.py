@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shlex
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from gateway import __version__
 from gateway.app import create_app
 from gateway.graphiql import BUNDLED_ASSETS_DIR, fetch_assets
+from gateway.logs import configure_logging
 from gateway.sample_upstream import DEMO_TOKEN, SampleUpstream
 from gateway.schema import export_sdl
 from gateway.serving import BackgroundServer
-from gateway.settings import Settings, SettingsError
+from gateway.settings import ENV_PREFIX, Settings, SettingsError
 
 DEMO_QUERY = (
     "query { jobs(first: 5) { edges { cursor node { jobId metadata { jobTitle status "
@@ -40,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="interface to listen on (GATEWAY_HOST)")
     serve.add_argument("--port", help="TCP port (GATEWAY_PORT)")
+    serve.add_argument("--workers", help="worker processes (GATEWAY_WORKERS)")
     serve.add_argument(
         "--upstream",
         dest="upstream_url",
@@ -64,28 +67,48 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+def _serve(settings: Settings, environ: Mapping[str, str]) -> None:
+    configure_logging(settings.log_level)
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,  # keep the JSON logging configured above
+        "access_log": False,  # one line per GraphQL request is logged by the gateway itself
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": settings.shutdown_grace,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    # Workers are fresh processes that build the app from the environment: hand them the
+    # settings as GATEWAY_* variables, and a directory for prometheus-client's multiprocess mode.
+    os.environ.update(settings_environment(settings, environ))
+    with tempfile.TemporaryDirectory(prefix="gateway-metrics-") as metrics_dir:
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
+        uvicorn.run(
+            "gateway.app:create_app_from_environment",
+            factory=True,
+            workers=settings.workers,
+            **options,
+        )
 
 
-def _serve(settings: Settings) -> None:
-    _configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        proxy_headers=False,
-    )
+def settings_environment(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """GATEWAY_* variables that rebuild `settings` in a worker (flags folded in)."""
+    variables = {key: value for key, value in environ.items() if key.startswith(ENV_PREFIX)}
+    variables[ENV_PREFIX + "UPSTREAM_URL"] = settings.upstream_url
+    variables[ENV_PREFIX + "HOST"] = settings.host
+    variables[ENV_PREFIX + "PORT"] = str(settings.port)
+    variables[ENV_PREFIX + "WORKERS"] = str(settings.workers)
+    return variables
 
 
 def _demo(port: str, upstream_port: int, environ: Mapping[str, str]) -> None:
     sample = SampleUpstream()
     with BackgroundServer(sample.app(), port=upstream_port) as upstream:
         settings = Settings.from_env(
-            environ, {"upstream_url": upstream.url, "host": "127.0.0.1", "port": port}
+            environ,
+            {"upstream_url": upstream.url, "host": "127.0.0.1", "port": port, "workers": "1"},
         )
         graphql_url = f"http://127.0.0.1:{settings.port}/graphql"
         body = '{"query": "' + DEMO_QUERY.replace('"', '\\"') + '"}'
@@ -113,7 +136,7 @@ def _demo(port: str, upstream_port: int, environ: Mapping[str, str]) -> None:
             + "\n"
         )
         sys.stdout.flush()
-        _serve(settings)
+        _serve(settings, environ)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -124,8 +147,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.command == "export-schema":
             sys.stdout.write(export_sdl())
         elif args.command == "serve":
-            overrides = {"host": args.host, "port": args.port, "upstream_url": args.upstream_url}
-            _serve(Settings.from_env(environ, overrides))
+            overrides = {
+                "host": args.host,
+                "port": args.port,
+                "upstream_url": args.upstream_url,
+                "workers": args.workers,
+            }
+            _serve(Settings.from_env(environ, overrides), environ)
         elif args.command == "demo":
             _demo(args.port, args.upstream_port, environ)
         elif args.command == "fetch-graphiql":

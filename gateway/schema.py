@@ -17,6 +17,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 
+from gateway import tracing
 from gateway.error_contract import coded_error
 from gateway.limits import CallEstimate, limit_rules
 from gateway.resolvers import resolve_jobs
@@ -98,6 +99,8 @@ def build_schema(settings: Settings | None = None) -> GatewaySchema:
         ]
         if not settings.introspection:
             extensions.append(DisableIntrospection)
+        if settings.tracing:
+            extensions.append(tracing.schema_extension())
     return GatewaySchema(
         query=Query,
         config=StrawberryConfig(default_resolver=read_json_key, scalar_map=SCALAR_MAP),

@@ -264,6 +264,19 @@ class Settings:
         _non_negative_float,
         "Seconds an automatic persisted query is remembered; 0 turns persisted queries off.",
     )
+    workers: int = option(
+        1, _positive_int, "Worker processes for `serve` (use the cores; share a Redis cache)."
+    )
+    shutdown_grace: float = option(
+        20.0,
+        _positive_float,
+        "Seconds a SIGTERM'd gateway keeps serving the requests in flight before it stops.",
+    )
+    tracing: bool = option(
+        False,
+        _boolean,
+        "Send OpenTelemetry traces (needs the `otel` extra; exporter set by `OTEL_*` variables).",
+    )
     log_level: str = option("INFO", _log_level, "Log level: debug, info, warning, error.")
 
     @classmethod

@@ -60,7 +60,7 @@ from gateway.errors import (
     UpstreamUnavailableError,
 )
 from gateway.limits import UpstreamBudget
-from gateway.logs import current_record
+from gateway.logs import REQUEST_ID_HEADER, current_record
 from gateway.metrics import Metrics
 from gateway.pagination import aligned_blocks, stitch_chunks, upstream_chunks
 from gateway.settings import Settings
@@ -438,6 +438,9 @@ class UpstreamClient:
         self, authorization: str, path: str, params: dict[str, int]
     ) -> UpstreamResponse:
         headers = {"authorization": authorization, "accept": "application/json"}
+        record = current_record()
+        if record is not None:
+            headers[REQUEST_ID_HEADER] = record.request_id
         request = self._http.build_request(
             "GET", self._base_url + path, params=params, headers=headers
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import urllib.parse
 
 from .test_cli import ROOT
 
@@ -52,11 +51,11 @@ def test_it_installs_exactly_what_ci_installs() -> None:
     assert any(run.strip() == command for run in instructions("RUN"))
 
 
-def test_the_healthcheck_queries_the_gateway_without_a_token() -> None:
-    """HEALTHCHECK asks /graphql for `{__typename}`, which needs no token and no upstream."""
+def test_the_healthcheck_asks_healthz() -> None:
+    """HEALTHCHECK asks /healthz (liveness: no token, no upstream) on the configured port."""
     (check,) = instructions("HEALTHCHECK")
-    assert "/graphql?query=%%7B__typename%%7D" in check
-    assert urllib.parse.unquote("%7B__typename%7D") == "{__typename}"
+    assert "/healthz" in check
+    assert "GATEWAY_PORT" in check
 
 
 def test_it_serves_on_all_interfaces_configured_by_environment() -> None:

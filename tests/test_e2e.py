@@ -93,7 +93,8 @@ def test_walking_backward_returns_every_job_once_in_order(
 def test_the_upstream_sees_exactly_the_callers_authorization(
     gateway_server: BackgroundServer, seen: SampleUpstream
 ) -> None:
-    """Only the caller's Authorization header travels upstream: no cookie, no other header."""
+    """Only the caller's Authorization header travels upstream: no cookie, no other header of
+    the caller's (the request id is the gateway's own, for correlating logs)."""
     post(
         gateway_server,
         "{ jobs(first: 1) { nodes { jobId } } }",
@@ -109,6 +110,7 @@ def test_the_upstream_sees_exactly_the_callers_authorization(
         "connection",
         "user-agent",
         "authorization",
+        "x-request-id",
     }
 
 
