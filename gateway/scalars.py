@@ -20,7 +20,7 @@ _RFC3339 = re.compile(
 )
 
 
-def _checked_timestamp(value: object) -> str:
+def checked_timestamp(value: object) -> str:
     """`value` itself if it is an RFC 3339 timestamp with a real date and time; else an error."""
     if not isinstance(value, str) or _RFC3339.fullmatch(value) is None:
         raise GraphQLError(f"DateTime cannot represent {_shorten(value)}: expected RFC 3339")
@@ -55,8 +55,8 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
             "it (UTC `Z`, 0 to 7 fractional digits), e.g. `2020-11-04T12:53:42.266Z`. Values that "
             "are not valid timestamps become null with an error at their path."
         ),
-        serialize=_checked_timestamp,
-        parse_value=_checked_timestamp,
+        serialize=checked_timestamp,
+        parse_value=checked_timestamp,
     )
 }
 """The scalar definitions the schema's config maps the Python types above to."""

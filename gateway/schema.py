@@ -20,6 +20,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from gateway import tracing
 from gateway.error_contract import coded_error
 from gateway.limits import CallEstimate, limit_rules
+from gateway.projection import ProjectingExecutionContext
 from gateway.resolvers import resolve_jobs
 from gateway.scalars import SCALAR_MAP
 from gateway.settings import Settings
@@ -105,6 +106,7 @@ def build_schema(settings: Settings | None = None) -> GatewaySchema:
         query=Query,
         config=StrawberryConfig(default_resolver=read_json_key, scalar_map=SCALAR_MAP),
         extensions=extensions,
+        execution_context_class=ProjectingExecutionContext,
     )
 
 

@@ -1,0 +1,293 @@
+"""The gateway's benchmark: throughput, latency and memory against the framework's ceiling.
+
+    .venv/bin/python benchmarks/run.py            # 3 runs x 10 s per scenario (about 4 minutes)
+    .venv/bin/python benchmarks/run.py --quick    # 3 runs x 2 s (under a minute)
+    .venv/bin/python benchmarks/run.py --soak 60  # also: RSS every 5 s over 60 s of `many-tokens`
+
+Everything runs on 127.0.0.1 and stops by itself: a fixed upstream (precomputed JSON, so it is
+never the bottleneck), the gateway (`python -m gateway serve`, one worker, restarted per
+scenario with its settings), and wrk (Debian's, installed with apt-get if missing) with 32
+connections. Each scenario's figures are medians of the runs; peak RSS is the gateway's VmHWM.
+Reference lines, measured in the same run: the upstream called directly, and a plain Starlette
+route answering with the precomputed response (`ceiling`). Ratios are to the ceiling's
+requests/s, since absolute numbers drift on a shared machine.
+
+Scenarios: `miss` (cache off, `jobs(first: 20)` with 15 fields including
+`metadata.currentStep.singleStep`), `hit` (the same with the cache on), `wide` (`jobs(first:
+100)` selecting every field, cache on), `many-tokens` (200 tokens round-robin, cache on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+CONNECTIONS = 32
+NARROW_QUERY = (
+    "query Bench { jobs(first: 20) { edges { cursor node { jobId team metadata { jobTitle "
+    "status created updated workflowName username currentStep { singleStep { stepTitle "
+    "stepNumber stepType started } } } } } pageInfo { hasNextPage endCursor } } }"
+)
+
+
+def every_field_query() -> str:
+    sys.path.insert(0, str(ROOT))
+    from graphql import GraphQLObjectType, get_named_type
+
+    from gateway.schema import build_schema
+
+    def selection(type_: object) -> str:
+        if not isinstance(type_, GraphQLObjectType):
+            return ""
+        parts = []
+        for name, field in type_.fields.items():
+            inner = selection(get_named_type(field.type))
+            parts.append(f"{name} {{ {inner} }}" if inner else name)
+        return " ".join(parts)
+
+    job = build_schema()._schema.type_map["Job"]
+    return f"query Wide {{ jobs(first: 100) {{ nodes {{ {selection(job)} }} }} }}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    query: str
+    cache_ttl: str
+    tokens: int = 1
+
+
+@dataclass
+class Figures:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    rss_mb: float | None = None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(url: str, method: str = "GET") -> None:
+    for _ in range(300):
+        try:
+            httpx.request(method, url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def process(arguments: list[str], environ: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    child = subprocess.Popen(
+        arguments,
+        cwd=ROOT,
+        env={**os.environ, **(environ or {}), "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield child
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def uvicorn(app: str, port: int, environ: dict[str, str] | None = None) -> list[str]:
+    return [PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def current_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wrk_script(directory: Path, query: str | None, tokens: int) -> Path:
+    """A wrk Lua script: POST the query (or GET) with `tokens` bearer tokens round-robin."""
+    script = directory / f"bench-{tokens}-{abs(hash(query))}.lua"
+    if query is None:
+        script.write_text('wrk.method = "GET"\nwrk.headers["Authorization"] = "Bearer bench-0"\n')
+        return script
+    body = httpx.Request("POST", "http://x", json={"query": query}).content.decode()
+    lua_body = body.replace("\\", "\\\\").replace('"', '\\"')
+    script.write_text(
+        f'''wrk.method = "POST"
+wrk.body = "{lua_body}"
+wrk.headers["Content-Type"] = "application/json"
+local counter = 0
+request = function()
+  counter = counter + 1
+  local headers = {{
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer bench-" .. (counter % {tokens}),
+  }}
+  return wrk.format(nil, nil, headers, nil)
+end
+'''
+    )
+    return script
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def run_wrk(url: str, script: Path, seconds: float) -> Figures:
+    output = subprocess.run(
+        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 30,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    latencies = {}
+    for percent, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE):
+        latencies[percent] = float(value) * _UNITS[unit]
+    if "Non-2xx" in output:
+        raise RuntimeError(f"non-2xx answers from {url}:\n{output}")
+    return Figures(rps, latencies["50"], latencies["99"])
+
+
+def median_figures(runs: list[Figures]) -> Figures:
+    return Figures(
+        statistics.median(run.rps for run in runs),
+        statistics.median(run.p50_ms for run in runs),
+        statistics.median(run.p99_ms for run in runs),
+    )
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() != 0:
+        sys.exit("wrk is needed: apt-get install wrk")
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, stdout=subprocess.DEVNULL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Benchmark the gateway against its framework ceiling.")
+    parser.add_argument("--quick", action="store_true", help="2 s runs: under a minute in all")
+    parser.add_argument("--runs", type=int, default=3, help="runs per scenario (median)")
+    parser.add_argument("--seconds", type=float, help="seconds per run (default 10, quick 2)")
+    parser.add_argument("--soak", type=float, default=0, help="seconds of RSS sampling under many-tokens")
+    parser.add_argument("--only", help="comma-separated scenario names")
+    args = parser.parse_args()
+    seconds = args.seconds or (2 if args.quick else 10)
+    ensure_wrk()
+    scenarios = [
+        Scenario("miss", NARROW_QUERY, "0"),
+        Scenario("hit", NARROW_QUERY, "60"),
+        Scenario("wide", every_field_query(), "60"),
+        Scenario("many-tokens", NARROW_QUERY, "60", tokens=200),
+    ]
+    if args.only:
+        scenarios = [scenario for scenario in scenarios if scenario.name in args.only.split(",")]
+    results: dict[str, Figures] = {}
+    upstream_port = free_port()
+    with tempfile.TemporaryDirectory() as scratch, process(uvicorn("benchmarks.fixed_upstream:app", upstream_port)):
+        directory = Path(scratch)
+        upstream = f"http://127.0.0.1:{upstream_port}"
+        wait_for(upstream + "/jobs/v1/")
+        get_script = wrk_script(directory, None, 1)
+        results["upstream direct"] = median_figures(
+            [run_wrk(f"{upstream}/jobs/v1/?skip=0&limit=21", get_script, seconds) for _ in range(args.runs)]
+        )
+        response_file = directory / "response.json"
+        for scenario in scenarios:
+            port = free_port()
+            environ = {
+                "GATEWAY_UPSTREAM_URL": upstream,
+                "GATEWAY_PORT": str(port),
+                "GATEWAY_CACHE_TTL": scenario.cache_ttl,
+                "GATEWAY_CACHE_MAX_ENTRIES": "5000",
+            }
+            with process([PYTHON, "-m", "gateway", "serve"], environ) as gateway:
+                url = f"http://127.0.0.1:{port}/graphql"
+                wait_for(f"http://127.0.0.1:{port}/healthz")
+                script = wrk_script(directory, scenario.query, scenario.tokens)
+                first = httpx.post(url, json={"query": scenario.query}, headers={"authorization": "Bearer bench-0"})
+                assert "errors" not in first.json(), first.text[:500]
+                if scenario.name == "miss":
+                    response_file.write_bytes(first.content)
+                run_wrk(url, script, min(seconds, 2))  # warm-up
+                figures = median_figures([run_wrk(url, script, seconds) for _ in range(args.runs)])
+                figures.rss_mb = peak_rss_mb(gateway.pid)
+                results[scenario.name] = figures
+                if args.soak and scenario.name == "many-tokens":
+                    soak(url, script, args.soak, gateway.pid)
+        if response_file.exists():
+            ceiling_port = free_port()
+            with process(uvicorn("benchmarks.ceiling:app", ceiling_port), {"BENCH_RESPONSE_FILE": str(response_file)}):
+                url = f"http://127.0.0.1:{ceiling_port}/graphql"
+                wait_for(url, "POST")
+                script = wrk_script(directory, NARROW_QUERY, 1)
+                run_wrk(url, script, min(seconds, 2))
+                results["ceiling"] = median_figures([run_wrk(url, script, seconds) for _ in range(args.runs)])
+    report(results, seconds, args.runs)
+
+
+def soak(url: str, script: Path, seconds: float, pid: int) -> None:
+    """Run wrk for `seconds` while sampling the gateway's RSS every 5 s."""
+    load = subprocess.Popen(
+        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(script), url],
+        stdout=subprocess.DEVNULL,
+    )
+    samples = []
+    started = time.monotonic()
+    while load.poll() is None:
+        samples.append((time.monotonic() - started, current_rss_mb(pid)))
+        time.sleep(5)
+    print("soak (many-tokens): RSS MB every 5 s:", " ".join(f"{rss:.0f}" for _, rss in samples))
+    print(f"soak: first {samples[0][1]:.1f} MB, last {samples[-1][1]:.1f} MB, peak {peak_rss_mb(pid):.1f} MB")
+
+
+def report(results: dict[str, Figures], seconds: float, runs: int) -> None:
+    ceiling = results.get("ceiling")
+    print(f"\n{CONNECTIONS} connections, {runs} runs x {seconds:g} s each, medians; ratio = requests/s / ceiling's")
+    print(f"{'scenario':<16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'peak RSS MB':>13}{'ratio':>8}")
+    for name in ("upstream direct", "ceiling", "miss", "hit", "wide", "many-tokens"):
+        if name not in results:
+            continue
+        figures = results[name]
+        ratio = f"{figures.rps / ceiling.rps:.2f}" if ceiling else "-"
+        rss = f"{figures.rss_mb:.0f}" if figures.rss_mb else "-"
+        print(f"{name:<16}{figures.rps:>9.0f}{figures.p50_ms:>9.2f}{figures.p99_ms:>9.2f}{rss:>13}{ratio:>8}")
+    if "wide" in results and "miss" in results:
+        print(f"wide p99 / miss p99 = {results['wide'].p99_ms / results['miss'].p99_ms:.1f}")
+
+
+if __name__ == "__main__":
+    main()
