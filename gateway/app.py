@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from collections.abc import AsyncIterator
 from typing import TypedDict
 
@@ -31,6 +32,7 @@ from gateway.logs import configure_logging
 from gateway.metrics import Metrics
 from gateway.persisted_queries import new_persisted_queries
 from gateway.redaction import install_log_redaction
+from gateway.response_cache import ResponseCache
 from gateway.schema import build_schema
 from gateway.settings import Settings
 from gateway.upstream import UpstreamClient, new_http_client
@@ -118,13 +120,20 @@ def create_app(
         graphiql_page(asset_urls(local_assets is not None)) if settings.graphiql else None
     )
     schema = build_schema(settings)
-    endpoint = GraphQLEndpoint(schema, settings, graphiql_html, persisted_queries, metrics)
+    responses = (
+        ResponseCache(secrets.token_bytes(32), settings.cache_max_entries)
+        if settings.cache_ttl > 0
+        else None
+    )
+    endpoint = GraphQLEndpoint(
+        schema, settings, graphiql_html, persisted_queries, metrics, responses
+    )
     routes: list[BaseRoute] = [
+        Route("/graphql", endpoint, methods=["GET", "POST"]),  # first: matched on every request
         Route("/", root, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/graphql", endpoint, methods=["GET", "POST"]),
     ]
     if local_assets is not None:
         routes.append(

@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlsplit
 import orjson
 from aiocache import RedisCache, SimpleMemoryCache
 from aiocache.base import BaseCache
-from aiocache.serializers import BaseSerializer, NullSerializer
+from aiocache.serializers import BaseSerializer
 
 from gateway.circuit_breaker import CircuitBreaker
 from gateway.logs import current_record
@@ -85,7 +85,9 @@ def backend_for(url: str, *, timeout: float, max_entries: int) -> BaseCache:
     parts = urlsplit(url)
     if parts.scheme == "memory":
         # No per-call timeout: a dict lookup cannot hang, and asyncio.wait_for costs a task.
-        return BoundedMemoryCache(max_entries, serializer=NullSerializer(), timeout=None)
+        # Pages are kept as orjson bytes: about a third of the memory of decoded objects, and
+        # immutable, so no request can alter what another reads.
+        return BoundedMemoryCache(max_entries, serializer=OrjsonSerializer(), timeout=None)
     pool_options: dict[str, Any] = {"socket_timeout": timeout, "retry_on_timeout": False}
     if parts.username:
         pool_options["username"] = unquote(parts.username)
@@ -204,7 +206,7 @@ class PageCache:
         self._metrics = metrics
         self.store = GuardedBackend(backend, metrics)
         """The backend, guarded: readiness pings it."""
-        self._in_flight: dict[str, asyncio.Future[list[Any]]] = {}
+        self._in_flight: dict[str, asyncio.Future[tuple[list[Any], float]]] = {}
 
     def page_key(self, authorization: str, url: str) -> str:
         """The key of the upstream answer to `url` for `authorization` (HMAC'd, never raw)."""
@@ -215,17 +217,19 @@ class PageCache:
         """The cached rows of `key`, or those of `fetch()`, shared with concurrent callers.
 
         `fetch` runs at most once per key at a time in this process; its failure reaches every
-        caller waiting on it, and nothing is stored.
+        caller waiting on it, and nothing is stored. The current request's record learns when
+        the rows expire (`RequestRecord.data_expires_at`), or that they may not be kept.
         """
+        record = current_record()
         shared_fetch = self._in_flight.get(key)
         if shared_fetch is None:
             cached = await self.store.read(key)
-            if cached is not None:
+            if isinstance(cached, dict) and isinstance(cached.get("rows"), list):
                 self.store.count("hit")
-                record = current_record()
                 if record is not None:
                     record.cache_hits += 1
-                return cached  # type: ignore[no-any-return]
+                    record.data_expire(float(cached.get("expires", 0)))
+                return cached["rows"]  # type: ignore[no-any-return]
             shared_fetch = self._in_flight.get(key)  # someone may have started while we read
         if shared_fetch is None:
             self.store.count("miss")
@@ -235,9 +239,12 @@ class PageCache:
         else:
             self._metrics.dedupe_joins.inc()
         # shield: a caller that goes away must not cancel the fetch the others wait for.
-        return await asyncio.shield(shared_fetch)
+        rows, expires = await asyncio.shield(shared_fetch)
+        if record is not None:
+            record.data_expire(expires)
+        return rows
 
-    def _settle(self, key: str, done: asyncio.Future[list[Any]]) -> None:
+    def _settle(self, key: str, done: asyncio.Future[tuple[list[Any], float]]) -> None:
         if self._in_flight.get(key) is done:
             del self._in_flight[key]
         if not done.cancelled():
@@ -245,14 +252,16 @@ class PageCache:
 
     async def _fetch_and_store(
         self, key: str, fetch: Callable[[], Awaitable[Fetched]]
-    ) -> list[Any]:
+    ) -> tuple[list[Any], float]:
+        """The fetched rows and when they expire (a Unix time; now when they are not kept)."""
         fetched = await fetch()
         ttl = self._ttl if fetched.max_age is None else min(self._ttl, fetched.max_age)
+        expires = time.time() + max(ttl, 0.0)
         if ttl <= 0:
             self.store.count("not_stored")
-        elif await self.store.write(key, fetched.rows, ttl):
+        elif await self.store.write(key, {"expires": expires, "rows": fetched.rows}, ttl):
             self.store.count("store")
-        return fetched.rows
+        return fetched.rows, expires
 
     async def close(self) -> None:
         """Release the backend's connections."""

@@ -47,6 +47,7 @@ from gateway.logs import (
 from gateway.metrics import Metrics
 from gateway.persisted_queries import PersistedQueries, PersistedQueryError, persisted_hash
 from gateway.redaction import redacting
+from gateway.response_cache import ResponseCache
 from gateway.schema import GatewaySchema
 from gateway.settings import Settings
 from gateway.upstream import UpstreamClient
@@ -216,12 +217,14 @@ class GraphQLEndpoint:
         graphiql_html: str | None,
         persisted_queries: PersistedQueries | None,
         metrics: Metrics,
+        responses: ResponseCache | None = None,
     ) -> None:
         self._schema = schema
         self._settings = settings
         self._graphiql_html = graphiql_html
         self._persisted = persisted_queries
         self._metrics = metrics
+        self._responses = responses
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -251,9 +254,7 @@ class GraphQLEndpoint:
                 record.error_codes.append(INTERNAL_SERVER_ERROR)
             response.headers[REQUEST_ID_HEADER] = request_id
             operation = self._metrics.operation_label(record.operation)
-            self._metrics.graphql_requests.labels(operation, outcome).inc()
-            elapsed = time.perf_counter() - record.started
-            self._metrics.graphql_duration.labels(operation).observe(elapsed)
+            self._metrics.count_request(operation, outcome, time.perf_counter() - record.started)
             end_request(recording, outcome=outcome, status=response.status_code)
         await response(scope, receive, send)
 
@@ -275,6 +276,23 @@ class GraphQLEndpoint:
                 error_body(error.message, error.code), error.status, media_type
             )
             return response, "rejected"
+        cache_key = None
+        if self._responses is not None and query is not None:
+            cache_key = self._responses.key_for(
+                request.headers.get("authorization"),
+                query,
+                params.variables,
+                params.operation_name,
+                media_type,
+            )
+            cached = self._responses.get(cache_key)
+            if cached is not None:
+                record.cache_hits += 1
+                self._metrics.cache_operations.labels("response", "hit").inc()
+                body = Response(cached.body, media_type=cached.media_type)
+                body.headers["cache-control"] = NO_STORE
+                return body, "ok"
+            self._metrics.cache_operations.labels("response", "miss").inc()
         result = await self.execute(request, query, params)
         if remember is not None and query is not None and not is_request_error(result):
             assert self._persisted is not None
@@ -282,11 +300,16 @@ class GraphQLEndpoint:
         for failure in result.errors or []:
             code = (failure.extensions or {}).get("code", INTERNAL_SERVER_ERROR)
             record.error_codes.append(str(code))
+        response = self.result_response(result, media_type)
         if not result.errors:
             outcome = "ok"
+            expires_at = record.data_expires_at
+            if cache_key is not None and expires_at is not None and self._responses is not None:
+                self._responses.put(cache_key, bytes(response.body), media_type, expires_at)
+                self._metrics.cache_operations.labels("response", "store").inc()
         else:
             outcome = "request_error" if is_request_error(result) else "field_error"
-        return self.result_response(result, media_type), outcome
+        return response, outcome
 
     async def execute(
         self, request: Request, query: str | None, params: GraphQLParams

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -46,6 +46,14 @@ class RequestRecord:
     upstream_calls: int = 0
     cache_hits: int = 0
     error_codes: list[str] = field(default_factory=list)
+    data_expires_at: float | None = None
+    """The Unix time the first of the pages this request read expires; past it the response
+    may differ. Now or earlier for pages that were not kept."""
+
+    def data_expire(self, expires_at: float) -> None:
+        """Note that this request read data that stays valid until `expires_at`."""
+        if self.data_expires_at is None or expires_at < self.data_expires_at:
+            self.data_expires_at = expires_at
 
 
 _current: contextvars.ContextVar[RequestRecord | None] = contextvars.ContextVar(
@@ -57,7 +65,7 @@ def request_id_from(header: str | None) -> str:
     """The caller's request id if it is sane, else a fresh one."""
     if header is not None and _SANE_REQUEST_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def current_record() -> RequestRecord | None:
@@ -81,15 +89,17 @@ def end_request(
     request_logger.info(
         "graphql request",
         extra={
-            "event": "graphql_request",
-            "request_id": record.request_id,
-            "operation": record.operation,
-            "outcome": outcome,
-            "status": status,
-            "duration_ms": round((time.perf_counter() - record.started) * 1000, 2),
-            "upstream_calls": record.upstream_calls,
-            "cache_hits": record.cache_hits,
-            "error_codes": record.error_codes,
+            "fields": {
+                "event": "graphql_request",
+                "request_id": record.request_id,
+                "operation": record.operation,
+                "outcome": outcome,
+                "status": status,
+                "duration_ms": round((time.perf_counter() - record.started) * 1000, 2),
+                "upstream_calls": record.upstream_calls,
+                "cache_hits": record.cache_hits,
+                "error_codes": record.error_codes,
+            }
         },
     )
 
@@ -104,9 +114,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
-                line[key] = value
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            line.update(fields)  # the request summary: named fields, no attribute scan
+        else:
+            for key in vars(record).keys() - _STANDARD_ATTRIBUTES:
+                if not key.startswith("_"):
+                    line[key] = getattr(record, key)
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
@@ -118,6 +132,8 @@ def configure_logging(level: str) -> None:
     """JSON lines on stderr at `level` for the gateway and the servers it runs on."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    # No caller lookup (a stack walk per record): JSON lines name their logger instead.
+    logging._srcfile = None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

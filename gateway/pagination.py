@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ _CURSOR_TEXT = re.compile(r"v1:(0|[1-9][0-9]{0,9})")
 MAX_OFFSET = 2**31 - 2
 
 
+@functools.lru_cache(maxsize=8192)
 def encode_cursor(offset: int) -> str:
     """The opaque cursor of the row at zero-based `offset`."""
     raw = f"{_CURSOR_VERSION}:{offset}".encode("ascii")

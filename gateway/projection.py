@@ -155,6 +155,37 @@ def _unwrap(type_: Any) -> tuple[Any, bool, bool, bool]:
     return item, non_null, True, items_non_null
 
 
+# Plans shared across requests, for documents without directives (whose selections cannot
+# change with variables): (type name, ids of the field nodes) -> (the nodes, kept alive so
+# their ids stay theirs; the plan). Documents come from the parser cache, so a repeated query
+# has the same nodes. Bounded: cleared when full.
+_SHARED_PLANS: dict[tuple[Any, ...], tuple[Any, _Plan | None]] = {}
+_SHARED_PLANS_KEPT = 4096
+_DIRECTIVE_FREE: dict[int, tuple[Any, bool]] = {}
+
+
+def _directive_free(document_parts: tuple[Any, ...]) -> bool:
+    """Whether no node of the operation or its fragments carries a directive."""
+    key = id(document_parts[0])
+    cached = _DIRECTIVE_FREE.get(key)
+    if cached is not None and cached[0] is document_parts[0]:
+        return cached[1]
+    free = all(not _has_directive(part) for part in document_parts)
+    if len(_DIRECTIVE_FREE) >= _SHARED_PLANS_KEPT:
+        _DIRECTIVE_FREE.clear()
+    _DIRECTIVE_FREE[key] = (document_parts[0], free)
+    return free
+
+
+def _has_directive(node: Any) -> bool:
+    if getattr(node, "directives", None):
+        return True
+    selection_set = getattr(node, "selection_set", None)
+    return selection_set is not None and any(
+        _has_directive(child) for child in selection_set.selections
+    )
+
+
 class ProjectingExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's executor, completing plain objects by projection (see the module doc)."""
 
@@ -162,6 +193,8 @@ class ProjectingExecutionContext(StrawberryGraphQLCoreExecutionContext):
         super().__init__(*args, **kwargs)
         # (type name, id of field details list) -> (the list, kept alive; plan or None)
         self._plans: dict[tuple[str, int], tuple[Any, _Plan | None]] = {}
+        parts = (self.operation, *self.fragments.values())
+        self._share_plans = _directive_free(parts)
 
     def complete_object_value(
         self,
@@ -187,7 +220,20 @@ class ProjectingExecutionContext(StrawberryGraphQLCoreExecutionContext):
         cached = self._plans.get(key)
         if cached is not None:
             return cached[1]
-        plan = self._compile(type_, field_details_list)
+        if self._share_plans:
+            nodes = tuple(details.node for details in field_details_list)
+            shared_key = (type_.name, *map(id, nodes))
+            shared = _SHARED_PLANS.get(shared_key)
+            if shared is None:
+                if len(_SHARED_PLANS) >= _SHARED_PLANS_KEPT:
+                    _SHARED_PLANS.clear()
+                shared = _SHARED_PLANS[shared_key] = (
+                    nodes,
+                    self._compile(type_, field_details_list),
+                )
+            plan = shared[1]
+        else:
+            plan = self._compile(type_, field_details_list)
         self._plans[key] = (field_details_list, plan)
         return plan
 

@@ -22,6 +22,21 @@ _RFC3339 = re.compile(
 
 def checked_timestamp(value: object) -> str:
     """`value` itself if it is an RFC 3339 timestamp with a real date and time; else an error."""
+    if type(value) is str and value in _VALID_TIMESTAMPS:
+        return value
+    checked = _check_timestamp(value)
+    if len(_VALID_TIMESTAMPS) >= _VALID_TIMESTAMPS_KEPT:
+        _VALID_TIMESTAMPS.clear()
+    _VALID_TIMESTAMPS.add(checked)
+    return checked
+
+
+# Pages are read again and again, so each distinct valid timestamp is checked once (bounded).
+_VALID_TIMESTAMPS: set[str] = set()
+_VALID_TIMESTAMPS_KEPT = 100_000
+
+
+def _check_timestamp(value: object) -> str:
     if not isinstance(value, str) or _RFC3339.fullmatch(value) is None:
         raise GraphQLError(f"DateTime cannot represent {_shorten(value)}: expected RFC 3339")
     # The regex checks the form; fromisoformat checks the calendar (no month 13, no Feb 30).

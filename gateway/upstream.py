@@ -350,6 +350,13 @@ class UpstreamClient:
         `endpoint` names the upstream endpoint in metrics (a fixed name, never the URL).
         """
         caller.budget.spend()
+        try:
+            return await self._attempt(caller, path, params, endpoint)
+        except Exception as error:
+            # The happy path needs no retry machinery; tenacity takes over after a failure.
+            if not is_retryable(error, self._settings.upstream_retry_after_max):
+                raise
+            first_failure = error
         settings = self._settings
         retrying = AsyncRetrying(
             stop=stop_after_attempt(settings.upstream_retries + 1)
@@ -361,8 +368,14 @@ class UpstreamClient:
             before_sleep=self._before_retry,
             reraise=True,
         )
+        # Replay the first attempt's failure as tenacity's attempt 1, so its stop and wait
+        # decisions (attempt count, back-off, Retry-After, deadline) stay in one place.
+        replayed = False
         async for attempt in retrying:
             with attempt:
+                if not replayed:
+                    replayed = True
+                    raise first_failure
                 return await self._attempt(caller, path, params, endpoint)
         raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
 
@@ -554,10 +567,11 @@ def new_http_client(
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
     return httpx.AsyncClient(
         transport=transport or UpstreamTransport(limits=limits),
+        # Only connecting has a timeout here: each attempt as a whole is bounded by
+        # asyncio.timeout (upstream_timeout, and the request's deadline), which is cheaper than a
+        # read timer re-armed for every chunk received.
         timeout=httpx.Timeout(
-            settings.upstream_timeout,
-            connect=settings.upstream_connect_timeout,
-            pool=settings.upstream_connect_timeout,
+            None, connect=settings.upstream_connect_timeout, pool=settings.upstream_connect_timeout
         ),
         limits=limits,
         headers={"user-agent": USER_AGENT},

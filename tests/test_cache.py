@@ -30,6 +30,13 @@ pytestmark = pytest.mark.anyio
 
 SECRET = "test-cache-key-secret"
 PAGE = "{ jobs(first: 5) { nodes { jobId team } } }"
+
+
+def page(size: int) -> str:
+    """A page of `size` jobs: another query (so no whole-response reuse), the same block."""
+    return f"{{ jobs(first: {size}) {{ nodes {{ jobId team }} }} }}"
+
+
 PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 
 
@@ -108,7 +115,7 @@ async def test_entries_expire_after_the_ttl() -> None:
     upstream = PerTokenUpstream()
     async with asgi_client(cached_app(upstream, cache_ttl=0.3)) as client:
         await graphql(client, PAGE, headers=bearer("alice"))
-        await graphql(client, PAGE, headers=bearer("alice"))
+        await graphql(client, page(4), headers=bearer("alice"))
         assert upstream.total == 1
         await asyncio.sleep(0.4)
         await graphql(client, PAGE, headers=bearer("alice"))
@@ -265,8 +272,8 @@ async def test_a_redis_that_is_down_costs_nothing_but_the_cache(
     upstream = PerTokenUpstream()
     dead = f"redis://127.0.0.1:{free_port()}/0"
     async with asgi_client(cached_app(upstream, cache_url=dead, cache_key_secret=SECRET)) as client:
-        for _ in range(5):
-            body = await graphql(client, PAGE, headers=bearer("alice"))
+        for size in range(1, 6):
+            body = await graphql(client, page(size), headers=bearer("alice"))
             assert teams_of(body) == {"alice"}
     assert upstream.total == 5
     warnings = [record for record in caplog.records if record.name == "gateway.cache"]
@@ -297,18 +304,18 @@ async def test_caching_resumes_when_redis_comes_back(caplog: pytest.LogCaptureFi
     try:
         app = cached_app(upstream, cache_url=server.url, cache_key_secret=SECRET)
         async with asgi_client(app) as client:
-            await graphql(client, PAGE, headers=bearer("alice"))
-            await graphql(client, PAGE, headers=bearer("alice"))
+            await graphql(client, page(1), headers=bearer("alice"))
+            await graphql(client, page(2), headers=bearer("alice"))
             assert upstream.total == 1
             server.stop()
-            for _ in range(3):
-                body = await graphql(client, PAGE, headers=bearer("alice"))
+            for size in (3, 4, 5):
+                body = await graphql(client, page(size), headers=bearer("alice"))
                 assert teams_of(body) == {"alice"}
             assert upstream.total == 4
             server.start()
             await asyncio.sleep(2.1)  # the cache leaves a failed backend alone for 2 s
-            await graphql(client, PAGE, headers=bearer("alice"))
-            await graphql(client, PAGE, headers=bearer("alice"))
+            await graphql(client, page(6), headers=bearer("alice"))
+            await graphql(client, page(7), headers=bearer("alice"))
             assert upstream.total == 5
     finally:
         server.stop()

@@ -91,6 +91,7 @@ async def test_metrics_count_requests_upstream_calls_and_the_cache() -> None:
     async with asgi_client(app) as client:
         for _ in range(3):
             await graphql(client, QUERY)
+        await graphql(client, "query Other { jobs(first: 5) { nodes { team } } }")
         await graphql(client, "{ jobs { nodes { nope } } }")
         await graphql(client, QUERY, headers={"authorization": "Bearer unknown"})
         exposition = await client.get("/metrics")
@@ -113,7 +114,11 @@ async def test_metrics_count_requests_upstream_calls_and_the_cache() -> None:
         )
         == 1
     )
-    assert sample_value(app, "gateway_cache_operations_total", backend="memory", result="hit") == 2
+    # The repeats are whole-response hits; `Other` reads the cached page; `unknown` misses.
+    assert (
+        sample_value(app, "gateway_cache_operations_total", backend="response", result="hit") == 2
+    )
+    assert sample_value(app, "gateway_cache_operations_total", backend="memory", result="hit") == 1
     assert sample_value(app, "gateway_cache_operations_total", backend="memory", result="miss") == 2
     assert (
         sample_value(app, "gateway_graphql_request_duration_seconds_count", operation="FirstJobs")

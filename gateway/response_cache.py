@@ -1,0 +1,74 @@
+"""Whole GraphQL responses, kept in process while the pages they were built from are valid.
+
+Executing a query over cached pages gives the same answer until the first of those pages
+expires, so that answer itself is kept until then: a repeated query skips parsing, validation,
+execution and encoding. Entries are keyed like pages, by an HMAC of the caller's whole
+Authorization header (plus the query text, variables, operation name and response media type),
+so one credential's responses are never served to another. Only answers without errors, built
+entirely from pages that were stored, are kept; at most `GATEWAY_CACHE_MAX_ENTRIES` of them,
+oldest out first. It lives in each process (a hit must cost less than a Redis round trip);
+with `GATEWAY_CACHE_TTL=0` there is none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResponse:
+    """A response body and until when (Unix time) it holds."""
+
+    body: bytes
+    media_type: str
+    expires_at: float
+
+
+class ResponseCache:
+    """A bounded, per-credential map of request to response."""
+
+    def __init__(self, secret: bytes, max_entries: int) -> None:
+        self._secret = secret
+        self._max_entries = max_entries
+        self._entries: OrderedDict[bytes, CachedResponse] = OrderedDict()
+
+    def key_for(
+        self,
+        authorization: str | None,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        media_type: str,
+    ) -> bytes:
+        """The entry key of a request: credential HMAC, then a hash of everything else."""
+        credential = hmac.new(self._secret, (authorization or "").encode(), hashlib.sha256).digest()
+        request = hashlib.sha256(query.encode())
+        request.update(b"\0" + orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
+        request.update(b"\0" + (operation_name or "").encode() + b"\0" + media_type.encode())
+        return credential + request.digest()
+
+    def get(self, key: bytes) -> CachedResponse | None:
+        """The kept response for `key`, if it still holds."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires_at <= time.time():
+            del self._entries[key]
+            return None
+        return entry
+
+    def put(self, key: bytes, body: bytes, media_type: str, expires_at: float) -> None:
+        """Keep a response until `expires_at` (ignored if that has passed)."""
+        if expires_at <= time.time():
+            return
+        self._entries[key] = CachedResponse(body, media_type, expires_at)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
