@@ -99,7 +99,9 @@ def wait_for(url: str, method: str = "GET") -> None:
 
 
 @contextmanager
-def process(arguments: list[str], environ: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    arguments: list[str], environ: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     child = subprocess.Popen(
         arguments,
         cwd=ROOT,
@@ -117,8 +119,9 @@ def process(arguments: list[str], environ: dict[str, str] | None = None) -> Iter
             child.kill()
 
 
-def uvicorn(app: str, port: int, environ: dict[str, str] | None = None) -> list[str]:
-    return [PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+def uvicorn(app: str, port: int) -> list[str]:
+    address = ["--host", "127.0.0.1", "--port", str(port)]
+    return [PYTHON, "-m", "uvicorn", app, *address, "--log-level", "warning", "--no-access-log"]
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -166,7 +169,7 @@ _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 def run_wrk(url: str, script: Path, seconds: float) -> Figures:
     output = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
@@ -174,7 +177,8 @@ def run_wrk(url: str, script: Path, seconds: float) -> Figures:
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     latencies = {}
-    for percent, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE):
+    pattern = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+    for percent, value, unit in pattern.findall(output):
         latencies[percent] = float(value) * _UNITS[unit]
     if "Non-2xx" in output:
         raise RuntimeError(f"non-2xx answers from {url}:\n{output}")
@@ -198,11 +202,13 @@ def ensure_wrk() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Benchmark the gateway against its framework ceiling.")
+    parser = argparse.ArgumentParser(description="Benchmark the gateway against its ceiling.")
     parser.add_argument("--quick", action="store_true", help="2 s runs: under a minute in all")
     parser.add_argument("--runs", type=int, default=3, help="runs per scenario (median)")
     parser.add_argument("--seconds", type=float, help="seconds per run (default 10, quick 2)")
-    parser.add_argument("--soak", type=float, default=0, help="seconds of RSS sampling under many-tokens")
+    parser.add_argument(
+        "--soak", type=float, default=0, help="seconds of RSS sampling under many-tokens"
+    )
     parser.add_argument("--only", help="comma-separated scenario names")
     args = parser.parse_args()
     seconds = args.seconds or (2 if args.quick else 10)
@@ -217,13 +223,15 @@ def main() -> None:
         scenarios = [scenario for scenario in scenarios if scenario.name in args.only.split(",")]
     results: dict[str, Figures] = {}
     upstream_port = free_port()
-    with tempfile.TemporaryDirectory() as scratch, process(uvicorn("benchmarks.fixed_upstream:app", upstream_port)):
+    fixed_upstream = uvicorn("benchmarks.fixed_upstream:app", upstream_port)
+    with tempfile.TemporaryDirectory() as scratch, process(fixed_upstream):
         directory = Path(scratch)
         upstream = f"http://127.0.0.1:{upstream_port}"
         wait_for(upstream + "/jobs/v1/")
         get_script = wrk_script(directory, None, 1)
+        direct = f"{upstream}/jobs/v1/?skip=0&limit=21"
         results["upstream direct"] = median_figures(
-            [run_wrk(f"{upstream}/jobs/v1/?skip=0&limit=21", get_script, seconds) for _ in range(args.runs)]
+            [run_wrk(direct, get_script, seconds) for _ in range(args.runs)]
         )
         response_file = directory / "response.json"
         for scenario in scenarios:
@@ -238,7 +246,9 @@ def main() -> None:
                 url = f"http://127.0.0.1:{port}/graphql"
                 wait_for(f"http://127.0.0.1:{port}/healthz")
                 script = wrk_script(directory, scenario.query, scenario.tokens)
-                first = httpx.post(url, json={"query": scenario.query}, headers={"authorization": "Bearer bench-0"})
+                first = httpx.post(
+                    url, json={"query": scenario.query}, headers={"authorization": "Bearer bench-0"}
+                )
                 assert "errors" not in first.json(), first.text[:500]
                 if scenario.name == "miss":
                     response_file.write_bytes(first.content)
@@ -250,19 +260,21 @@ def main() -> None:
                     soak(url, script, args.soak, gateway.pid)
         if response_file.exists():
             ceiling_port = free_port()
-            with process(uvicorn("benchmarks.ceiling:app", ceiling_port), {"BENCH_RESPONSE_FILE": str(response_file)}):
+            ceiling = uvicorn("benchmarks.ceiling:app", ceiling_port)
+            with process(ceiling, {"BENCH_RESPONSE_FILE": str(response_file)}):
                 url = f"http://127.0.0.1:{ceiling_port}/graphql"
                 wait_for(url, "POST")
                 script = wrk_script(directory, NARROW_QUERY, 1)
                 run_wrk(url, script, min(seconds, 2))
-                results["ceiling"] = median_figures([run_wrk(url, script, seconds) for _ in range(args.runs)])
+                runs = [run_wrk(url, script, seconds) for _ in range(args.runs)]
+                results["ceiling"] = median_figures(runs)
     report(results, seconds, args.runs)
 
 
 def soak(url: str, script: Path, seconds: float, pid: int) -> None:
     """Run wrk for `seconds` while sampling the gateway's RSS every 5 s."""
     load = subprocess.Popen(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(script), url],
+        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{int(seconds)}s", "-s", str(script), url],
         stdout=subprocess.DEVNULL,
     )
     samples = []
@@ -271,12 +283,14 @@ def soak(url: str, script: Path, seconds: float, pid: int) -> None:
         samples.append((time.monotonic() - started, current_rss_mb(pid)))
         time.sleep(5)
     print("soak (many-tokens): RSS MB every 5 s:", " ".join(f"{rss:.0f}" for _, rss in samples))
-    print(f"soak: first {samples[0][1]:.1f} MB, last {samples[-1][1]:.1f} MB, peak {peak_rss_mb(pid):.1f} MB")
+    first, last = samples[0][1], samples[-1][1]
+    print(f"soak: first {first:.1f} MB, last {last:.1f} MB, peak {peak_rss_mb(pid):.1f} MB")
 
 
 def report(results: dict[str, Figures], seconds: float, runs: int) -> None:
     ceiling = results.get("ceiling")
-    print(f"\n{CONNECTIONS} connections, {runs} runs x {seconds:g} s each, medians; ratio = requests/s / ceiling's")
+    print(f"\n{CONNECTIONS} connections, {runs} runs x {seconds:g} s each, medians")
+    print("ratio = requests/s divided by the ceiling's")
     print(f"{'scenario':<16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'peak RSS MB':>13}{'ratio':>8}")
     for name in ("upstream direct", "ceiling", "miss", "hit", "wide", "many-tokens"):
         if name not in results:
@@ -284,7 +298,9 @@ def report(results: dict[str, Figures], seconds: float, runs: int) -> None:
         figures = results[name]
         ratio = f"{figures.rps / ceiling.rps:.2f}" if ceiling else "-"
         rss = f"{figures.rss_mb:.0f}" if figures.rss_mb else "-"
-        print(f"{name:<16}{figures.rps:>9.0f}{figures.p50_ms:>9.2f}{figures.p99_ms:>9.2f}{rss:>13}{ratio:>8}")
+        print(
+            f"{name:<16}{figures.rps:>9.0f}{figures.p50_ms:>9.2f}{figures.p99_ms:>9.2f}{rss:>13}{ratio:>8}"
+        )
     if "wide" in results and "miss" in results:
         print(f"wide p99 / miss p99 = {results['wide'].p99_ms / results['miss'].p99_ms:.1f}")
 

@@ -6,7 +6,7 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +170,17 @@ def run_node(script: str, *arguments: str) -> Any:
     )
     assert finished.returncode == 0, finished.stderr
     return json.loads(finished.stdout)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[Callable[[httpx.AsyncBaseTransport], httpx.AsyncClient]]:
+    """Make httpx clients over given transports; all closed after the test."""
+    clients: list[httpx.AsyncClient] = []
+
+    def make(transport: httpx.AsyncBaseTransport) -> httpx.AsyncClient:
+        clients.append(httpx.AsyncClient(transport=transport))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        await client.aclose()

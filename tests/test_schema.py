@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -50,27 +50,15 @@ class Recorder:
         return httpx.MockTransport(record)
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[Callable[[httpx.AsyncBaseTransport], httpx.AsyncClient]]:
-    clients: list[httpx.AsyncClient] = []
-
-    def make(transport: httpx.AsyncBaseTransport) -> httpx.AsyncClient:
-        clients.append(httpx.AsyncClient(transport=transport))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        await client.aclose()
-
-
 async def execute(
     client: httpx.AsyncClient,
     query: str,
     variables: dict[str, Any] | None = None,
     authorization: str | None = "Bearer demo-token",
+    schema: Any = None,
 ) -> Any:
     context = request_context(client, authorization)
-    return await SCHEMA.execute(query, variable_values=variables, context_value=context)
+    return await (schema or SCHEMA).execute(query, variable_values=variables, context_value=context)
 
 
 def job_page(jobs: list[object]) -> Handler:
