@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.errors import UnauthenticatedError
 from gateway.limits import UpstreamBudget
@@ -22,6 +23,8 @@ class RequestContext:
     """The `time.monotonic()` instant by which all of this request's upstream work must end."""
     budget: UpstreamBudget
     """The upstream calls this request may still make."""
+    loaders: dict[str, Any] = field(default_factory=dict)
+    """This request's DataLoaders, by name (made on first use by `resolvers`)."""
 
     def caller(self) -> Caller:
         """This request as upstream calls see it; `UnauthenticatedError` without a bearer token."""

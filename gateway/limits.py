@@ -27,6 +27,7 @@ from graphql import (
     GraphQLError,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     ValidationContext,
@@ -40,8 +41,12 @@ QUERY_TOO_DEEP = "QUERY_TOO_DEEP"
 TOO_MANY_ALIASES = "TOO_MANY_ALIASES"
 UPSTREAM_BUDGET_EXCEEDED = "UPSTREAM_BUDGET_EXCEEDED"
 
-# The root fields that page through an upstream list, by name.
-LIST_FIELDS = frozenset({"jobs"})
+# Root fields that page through a list the upstream pages, by name.
+LIST_FIELDS = frozenset({"jobs", "myJobs"})
+# Root fields that cost one upstream call each (a list fetched whole, one job).
+SINGLE_CALL_FIELDS = frozenset({"workflowJobs", "node", "job"})
+# The longest list totalCount is budgeted for: its end is found in 2 log2(N / cap) + 2 calls.
+COUNTED_LIST_LENGTH = 1_000_000
 
 
 class UpstreamBudgetExceededError(GatewayError):
@@ -56,6 +61,19 @@ class UpstreamBudget:
 
     limit: int
     spent: int = field(default=0)
+
+    @property
+    def remaining(self) -> int:
+        """Upstream calls still allowed."""
+        return self.limit - self.spent
+
+    def require(self, calls: int) -> None:
+        """Raise, before any call, if `calls` more calls would pass the limit."""
+        if calls > self.remaining:
+            raise UpstreamBudgetExceededError(
+                f"This request needs {calls} more upstream calls; {self.remaining} of "
+                f"{self.limit} are left. Ask for fewer ids per request"
+            )
 
     def spend(self, calls: int = 1) -> None:
         """Count `calls` upstream calls; raise when that passes the limit (before calling)."""
@@ -75,12 +93,40 @@ class CallEstimate:
     max_page_size: int
     rows_per_call: int
     aligned: bool
+    upstream_cap: int = 100
 
     def calls(self, page_size: int) -> int:
         """Calls for a window of `page_size` rows (plus the one extra row for hasNextPage)."""
         calls = math.ceil((page_size + 1) / self.rows_per_call)
         # An aligned window can straddle one more block than its length alone needs.
         return calls + 1 if self.aligned else calls
+
+    def count_calls(self, upstream_cap: int) -> int:
+        """Calls to find the end of a list of up to `COUNTED_LIST_LENGTH` rows."""
+        return 2 * math.ceil(math.log2(COUNTED_LIST_LENGTH / upstream_cap)) + 2
+
+    def field_calls(self, field_node: FieldNode, context: ValidationContext) -> int:
+        """The worst case of upstream calls one root field can cost."""
+        name = field_node.name.value
+        if name in SINGLE_CALL_FIELDS:
+            return 1
+        if name == "nodes":
+            ids = next(
+                (arg.value for arg in field_node.arguments or () if arg.name.value == "ids"), None
+            )
+            # A list given as a variable is checked against the budget when it runs (resolvers).
+            return len(ids.values) if isinstance(ids, ListValueNode) else 1
+        if name not in LIST_FIELDS:
+            return 0
+        arguments = {argument.name.value for argument in field_node.arguments or ()}
+        counted = "last" in arguments and not {"before", "first"} & arguments
+        counted = counted or any(
+            selection.name.value == "totalCount"
+            for selection in _selections(field_node.selection_set, context, set())
+        )
+        return self.calls(_page_size(field_node, self)) + (
+            self.count_calls(self.upstream_cap) if counted else 0
+        )
 
 
 def _selections(
@@ -161,9 +207,8 @@ def limit_rules(
                     node,
                 )
             calls = sum(
-                estimate.calls(_page_size(field_node, estimate))
+                estimate.field_calls(field_node, context)
                 for field_node in _selections(node.selection_set, context, set())
-                if field_node.name.value in LIST_FIELDS
             )
             if calls > budget:
                 self.report(

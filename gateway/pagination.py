@@ -17,7 +17,7 @@ import base64
 import binascii
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -93,12 +93,14 @@ def page_window(
     before: str | None,
     default_page_size: int,
     max_page_size: int,
+    list_length: int | None = None,
 ) -> Window:
     """The window that the Relay arguments select. Raises `BadUserInputError` for bad input.
 
     With neither `first` nor `last`, `first` defaults to `default_page_size`. With `first`,
     `last` is applied to the rows actually fetched (the list may be shorter than `first`).
-    With `last` alone, `before` is the end to count back from.
+    With `last` alone, `before` is the end to count back from, or else the end of the list,
+    `list_length`, which the caller finds out first (see `needs_list_length`).
     """
     _check_count("first", first, max_page_size)
     _check_count("last", last, max_page_size)
@@ -111,6 +113,8 @@ def page_window(
         keep_last = last if last is not None and last < end - start else None
         return Window(start=start, size=end - start, keep_last=keep_last)
     assert last is not None  # `first` and `last` are not both None by now
+    if end is None and list_length is not None:
+        end = max(start, list_length)
     if end is None:
         raise BadUserInputError(
             "`last` needs `before` (or `first`): the upstream does not say where the list "
@@ -119,6 +123,19 @@ def page_window(
     # Every cursor the gateway issued names an existing row, so rows up to `before` exist.
     start = max(start, end - last)
     return Window(start=start, size=end - start)
+
+
+def needs_list_length(*, first: int | None, last: int | None, before: str | None) -> bool:
+    """Whether the window counts back from the end of the list: `last` without an end."""
+    return last is not None and first is None and before is None
+
+
+def end_probes(cap: int) -> Iterator[int]:
+    """Offsets to probe (with limit 1) for the end of a list longer than `cap`: cap x 2^k."""
+    offset = 2 * cap
+    while offset <= MAX_OFFSET:
+        yield offset
+        offset *= 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,20 +1,42 @@
-"""Resolvers: turn Relay arguments into upstream calls and upstream rows into connections."""
+"""Resolvers: Relay arguments to upstream calls, upstream rows to connections, ids to jobs.
+
+The three lists (`jobs`, `myJobs`, `workflowJobs`) share one paging path over a `JobList`:
+how to fetch a window and how to count the whole list. Single jobs (`node`, `nodes`, `job`) go
+through per-request DataLoaders, so the same id asked twice in one request costs one call.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated, cast
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, cast
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from gateway.context import RequestContext
-from gateway.pagination import Page, page_from_rows, page_window
-from gateway.types import Job, JobConnection, JobEdge, PageInfo
-from gateway.upstream import JobJSON
+from gateway.errors import BadUserInputError
+from gateway.node_ids import job_id_from
+from gateway.pagination import Page, needs_list_length, page_from_rows, page_window
+from gateway.types import Job, JobConnection, JobEdge, Node, PageInfo
+from gateway.upstream import JOBS_PATH, MY_JOBS_PATH, Caller, JobJSON
+
+GraphQLContext = Info[RequestContext, None]
 
 
-def connection_from_page(page: Page[JobJSON]) -> JobConnection:
+@dataclass(frozen=True, slots=True)
+class JobList:
+    """One list of jobs as the paging path sees it."""
+
+    window: Callable[[int, int], Awaitable[list[JobJSON]]]
+    """Rows [skip, skip + limit) of the list."""
+    count: Callable[[], Awaitable[int]]
+    """How many rows the whole list has."""
+
+
+def connection_from_page(page: Page[JobJSON], count: Callable[[], Awaitable[int]]) -> JobConnection:
     """The GraphQL connection for a page of upstream rows.
 
     The rows stay the upstream's JSON objects: the job types read them key by key (see
@@ -33,7 +55,82 @@ def connection_from_page(page: Page[JobJSON]) -> JobConnection:
             start_cursor=cursors[0] if cursors else None,
             end_cursor=cursors[-1] if cursors else None,
         ),
+        counter=count,
     )
+
+
+def _once(count: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[int]]:
+    """`count`, run at most once however often the result is needed."""
+    result: list[asyncio.Future[int]] = []
+
+    def shared() -> Awaitable[int]:
+        if not result:
+            result.append(asyncio.ensure_future(count()))
+        return result[0]
+
+    return shared
+
+
+async def paginate(
+    context: RequestContext,
+    jobs: JobList,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> JobConnection:
+    """One page of `jobs` for the Relay arguments: one window fetched, counted only if needed."""
+    settings = context.settings
+    count = _once(jobs.count)
+    list_length = None
+    if needs_list_length(first=first, last=last, before=before):
+        page_window(  # validate the arguments before the (costly) count
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            default_page_size=settings.default_page_size,
+            max_page_size=settings.max_page_size,
+            list_length=0,
+        )
+        list_length = await count()
+    window = page_window(
+        first=first,
+        after=after,
+        last=last,
+        before=before,
+        default_page_size=settings.default_page_size,
+        max_page_size=settings.max_page_size,
+        list_length=list_length,
+    )
+    rows = await jobs.window(window.start, window.fetch_limit)
+    return connection_from_page(page_from_rows(window, rows), count)
+
+
+def upstream_list(context: RequestContext, caller: Caller, path: str) -> JobList:
+    """A list the upstream pages itself (`/jobs/v1/`, `/jobs/v1/my/`)."""
+    upstream = context.upstream
+
+    async def window(skip: int, limit: int) -> list[JobJSON]:
+        return await upstream.list_jobs(caller, skip=skip, limit=limit, path=path)
+
+    async def count() -> int:
+        return await upstream.count_jobs(caller, path=path)
+
+    return JobList(window, count)
+
+
+def in_memory_list(rows: Awaitable[list[JobJSON]]) -> JobList:
+    """A list fetched whole (`/jobs/v1/workflow/{id}`) and paged by the gateway."""
+    fetched = asyncio.ensure_future(rows)
+
+    async def window(skip: int, limit: int) -> list[JobJSON]:
+        return (await fetched)[skip : skip + limit]
+
+    async def count() -> int:
+        return len(await fetched)
+
+    return JobList(window, count)
 
 
 _FIRST = strawberry.argument(
@@ -41,13 +138,13 @@ _FIRST = strawberry.argument(
 )
 _AFTER = strawberry.argument(description="Start after the job with this cursor.")
 _LAST = strawberry.argument(
-    description="Return the last N jobs of the window; needs `before` (or `first`) to count from."
+    description="Return the last N jobs of the window; without `before`, of the whole list."
 )
 _BEFORE = strawberry.argument(description="End just before the job with this cursor.")
 
 
 async def resolve_jobs(
-    info: Info[RequestContext, None],
+    info: GraphQLContext,
     first: Annotated[int | None, _FIRST] = None,
     after: Annotated[str | None, _AFTER] = None,
     last: Annotated[int | None, _LAST] = None,
@@ -55,14 +152,105 @@ async def resolve_jobs(
 ) -> JobConnection:
     """`Query.jobs`: one page of the team's jobs, fetched as one skip/limit window."""
     context = info.context
+    jobs = upstream_list(context, context.caller(), JOBS_PATH)
+    return await paginate(context, jobs, first, after, last, before)
+
+
+async def resolve_my_jobs(
+    info: GraphQLContext,
+    first: Annotated[int | None, _FIRST] = None,
+    after: Annotated[str | None, _AFTER] = None,
+    last: Annotated[int | None, _LAST] = None,
+    before: Annotated[str | None, _BEFORE] = None,
+) -> JobConnection:
+    """`Query.myJobs`: the token's own jobs, paged exactly like `jobs`."""
+    context = info.context
+    jobs = upstream_list(context, context.caller(), MY_JOBS_PATH)
+    return await paginate(context, jobs, first, after, last, before)
+
+
+async def resolve_workflow_jobs(
+    info: GraphQLContext,
+    workflow_id: Annotated[
+        strawberry.ID, strawberry.argument(description="The workflow whose jobs to list.")
+    ],
+    first: Annotated[int | None, _FIRST] = None,
+    after: Annotated[str | None, _AFTER] = None,
+    last: Annotated[int | None, _LAST] = None,
+    before: Annotated[str | None, _BEFORE] = None,
+) -> JobConnection:
+    """`Query.workflowJobs`: the upstream lists them all at once; the gateway pages them."""
+    context = info.context
+    if not str(workflow_id).strip():
+        raise BadUserInputError("`workflowId` must not be empty")
     caller = context.caller()
-    window = page_window(
-        first=first,
-        after=after,
-        last=last,
-        before=before,
-        default_page_size=context.settings.default_page_size,
-        max_page_size=context.settings.max_page_size,
-    )
-    rows = await context.upstream.list_jobs(caller, skip=window.start, limit=window.fetch_limit)
-    return connection_from_page(page_from_rows(window, rows))
+    jobs = in_memory_list(context.upstream.workflow_jobs(caller, str(workflow_id)))
+    return await paginate(context, jobs, first, after, last, before)
+
+
+def _loader(
+    context: RequestContext, name: str, fetch: Callable[[Caller, str], Awaitable[JobJSON | None]]
+) -> DataLoader[str, JobJSON | None]:
+    """This request's DataLoader `name`: identical keys load once, distinct ones concurrently."""
+
+    async def load(keys: list[str]) -> list[JobJSON | BaseException | None]:
+        caller = context.caller()
+        return list(
+            await asyncio.gather(*(fetch(caller, key) for key in keys), return_exceptions=True)
+        )
+
+    loader = context.loaders.get(name)
+    if loader is None:
+        loader = context.loaders[name] = DataLoader(load_fn=load)
+    return cast(DataLoader[str, JobJSON | None], loader)
+
+
+def _jobs_by_id(context: RequestContext) -> DataLoader[str, JobJSON | None]:
+    return _loader(context, "job_by_id", context.upstream.job_by_id)
+
+
+async def resolve_node(
+    info: GraphQLContext,
+    id: Annotated[strawberry.ID, strawberry.argument(description="A global id from a Job's `id`.")],
+) -> Node | None:
+    """`Query.node`: refetch a job by its global id; null when the upstream does not know it."""
+    context = info.context
+    context.bearer_authorization()
+    job = await _jobs_by_id(context).load(job_id_from(str(id)))
+    return cast(Node | None, job)
+
+
+async def resolve_nodes(
+    info: GraphQLContext,
+    ids: Annotated[
+        list[strawberry.ID], strawberry.argument(description="Global ids from Jobs' `id`.")
+    ],
+) -> list[Node | None]:
+    """`Query.nodes`: several jobs by global id, in order; duplicates cost one call."""
+    context = info.context
+    context.bearer_authorization()
+    if len(ids) > context.settings.max_page_size:
+        raise BadUserInputError(
+            f"`ids` may hold at most {context.settings.max_page_size} ids (got {len(ids)})"
+        )
+    job_ids = [job_id_from(str(value)) for value in ids]
+    context.budget.require(len(set(job_ids)))
+    jobs: list[Any] = await _jobs_by_id(context).load_many(job_ids)
+    return cast(list[Node | None], jobs)
+
+
+async def resolve_job(
+    info: GraphQLContext,
+    client_job_id: Annotated[
+        strawberry.ID,
+        strawberry.argument(description="The job's clientJobId (metadata.clientJobId)."),
+    ],
+) -> Job | None:
+    """`Query.job`: one job by its client id; null when the upstream does not know it."""
+    context = info.context
+    context.bearer_authorization()
+    value = str(client_job_id).strip()
+    if not value or len(value) > 200:
+        raise BadUserInputError("`clientJobId` must be a non-empty id of at most 200 characters")
+    loader = _loader(context, "job_by_client_id", context.upstream.job_by_client_id)
+    return cast(Job | None, await loader.load(value))

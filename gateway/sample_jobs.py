@@ -176,8 +176,13 @@ def sample_job(team: str, index: int, users: list[tuple[str, str]]) -> dict[str,
     }
 
 
+def sample_users(team: str) -> list[tuple[str, str]]:
+    """(userId, userName) of the five sample users of `team`."""
+    rng = random.Random(f"users:{team}")
+    return [(f"{rng.getrandbits(96):024x}", f"user{n}.{team}@example.com") for n in range(1, 6)]
+
+
 def sample_team_jobs(team: str, count: int) -> list[dict[str, Any]]:
     """The first `count` jobs of `team`, oldest first, as the list endpoint orders them."""
-    rng = random.Random(f"users:{team}")
-    users = [(f"{rng.getrandbits(96):024x}", f"user{n}.{team}@example.com") for n in range(1, 6)]
+    users = sample_users(team)
     return [sample_job(team, index, users) for index in range(count)]

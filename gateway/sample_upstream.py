@@ -13,6 +13,7 @@ import asyncio
 import collections
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -20,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.sample_jobs import sample_team_jobs
+from gateway.sample_jobs import sample_team_jobs, sample_users
 
 JOB_READ_ALL = "Job_ReadAll"
 JOB_READ = "Job_Read"
@@ -29,10 +30,12 @@ DEMO_TOKEN = "demo-token"  # noqa: S105 - the sample upstream's published demo t
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """What a token may do: its team and policies."""
+    """What a token may do: its team and policies, and which of the team's users it is."""
 
     team: str
     policies: frozenset[str] = frozenset({JOB_READ_ALL, JOB_READ})
+    user: int = 0
+    """Index of the token's user among the team's sample users (for `/jobs/v1/my/`)."""
 
 
 DEFAULT_TEAMS: Mapping[str, int] = {"apiteam": 237, "fieldteam": 64}
@@ -76,13 +79,26 @@ class SampleUpstream:
     def __post_init__(self) -> None:
         self._jobs = {team: sample_team_jobs(team, count) for team, count in self.teams.items()}
 
-    def jobs_of(self, team: str) -> list[dict[str, object]]:
+    def jobs_of(self, team: str) -> list[dict[str, Any]]:
         """Every job of `team`, in list order."""
         return self._jobs.get(team, [])
 
     def app(self) -> Starlette:
         """The ASGI app serving this sample API."""
-        return Starlette(routes=[Route("/jobs/v1/", self._list_jobs, methods=["GET"])])
+        return Starlette(
+            routes=[
+                Route("/jobs/v1/", self._list_jobs, methods=["GET"]),
+                Route("/jobs/v1/my/", self._my_jobs, methods=["GET"]),
+                Route("/jobs/v1/workflow/{workflow_id}", self._workflow_jobs, methods=["GET"]),
+                Route("/jobs/v1/bson/{job_id}", self._job_by_id, methods=["GET"]),
+                Route("/jobs/v1/{client_job_id}", self._job_by_client_id, methods=["GET"]),
+            ]
+        )
+
+    def my_jobs_of(self, grant: Grant) -> list[dict[str, Any]]:
+        """The jobs `/jobs/v1/my/` lists for a token: its team's jobs run by its user."""
+        user_id = sample_users(grant.team)[grant.user][0]
+        return [job for job in self.jobs_of(grant.team) if job["metadata"]["userId"] == user_id]
 
     def _remember(self, request: Request) -> None:
         self.seen.append(
@@ -111,6 +127,46 @@ class SampleUpstream:
         grant = self._grant(request, JOB_READ_ALL)
         if isinstance(grant, Response):
             return grant
+        return await self._window(request, self.jobs_of(grant.team))
+
+    async def _my_jobs(self, request: Request) -> Response:
+        self._remember(request)
+        grant = self._grant(request, JOB_READ)
+        if isinstance(grant, Response):
+            return grant
+        return await self._window(request, self.my_jobs_of(grant))
+
+    async def _workflow_jobs(self, request: Request) -> Response:
+        self._remember(request)
+        grant = self._grant(request, JOB_READ_ALL)
+        if isinstance(grant, Response):
+            return grant
+        workflow_id = request.path_params["workflow_id"]
+        jobs = [
+            job for job in self.jobs_of(grant.team) if job["metadata"]["workflowId"] == workflow_id
+        ]
+        return _json(jobs, 200)
+
+    async def _job_by_id(self, request: Request) -> Response:
+        return self._one_job(request, "jobId", request.path_params["job_id"], as_list=False)
+
+    async def _job_by_client_id(self, request: Request) -> Response:
+        # The vendor's example answers this endpoint with an array of one job.
+        client_job_id = request.path_params["client_job_id"]
+        return self._one_job(request, "clientJobId", client_job_id, as_list=True)
+
+    def _one_job(self, request: Request, key: str, value: str, *, as_list: bool) -> Response:
+        self._remember(request)
+        grant = self._grant(request, JOB_READ)
+        if isinstance(grant, Response):
+            return grant
+        for job in self.jobs_of(grant.team):
+            found = job["jobId"] if key == "jobId" else job["metadata"]["clientJobId"]
+            if found == value:
+                return _json([job] if as_list else job, 200)
+        return _json({"message": "Job not found"}, 404)
+
+    async def _window(self, request: Request, jobs: list[dict[str, Any]]) -> Response:
         try:
             skip = int(request.query_params.get("skip", "0"))
             limit = int(request.query_params.get("limit", "20"))
@@ -120,7 +176,7 @@ class SampleUpstream:
             return _json({"message": "skip and limit must not be negative"}, 400)
         if self.max_limit is not None:
             limit = min(limit, self.max_limit)
-        rows = self.jobs_of(grant.team)[skip : skip + limit]
+        rows = jobs[skip : skip + limit]
         if self.latency or self.latency_per_row:
             await asyncio.sleep(self.latency + self.latency_per_row * len(rows))
         return _json(rows, 200)

@@ -21,10 +21,17 @@ from gateway import tracing
 from gateway.error_contract import coded_error
 from gateway.limits import CallEstimate, limit_rules
 from gateway.projection import ProjectingExecutionContext
-from gateway.resolvers import resolve_jobs
+from gateway.resolvers import (
+    resolve_job,
+    resolve_jobs,
+    resolve_my_jobs,
+    resolve_node,
+    resolve_nodes,
+    resolve_workflow_jobs,
+)
 from gateway.scalars import SCALAR_MAP
 from gateway.settings import Settings
-from gateway.types import JobConnection
+from gateway.types import Job, JobConnection, Node
 
 
 @strawberry.type(description="Read the WorkfloPlus jobs your bearer token may see.")
@@ -34,7 +41,45 @@ class Query:
         description=(
             "The jobs of the token's team, in the order the Jobs API lists them, a page at a "
             "time (Relay cursor pagination over the API's skip/limit). With no arguments: the "
-            "first 20. Costs one upstream call per page."
+            "first 20. One upstream call per page; `last` without `before` first finds the end "
+            "of the list (see `totalCount`)."
+        ),
+    )
+    my_jobs: JobConnection = strawberry.field(
+        resolver=resolve_my_jobs,
+        description=(
+            "The jobs of the token's own user (`GET /jobs/v1/my/`, policy Job_Read), paged "
+            "exactly like `jobs`."
+        ),
+    )
+    workflow_jobs: JobConnection = strawberry.field(
+        resolver=resolve_workflow_jobs,
+        description=(
+            "The jobs of one workflow (`GET /jobs/v1/workflow/{workflowId}`). The Jobs API "
+            "returns them all at once with no paging, so the gateway fetches the list once, "
+            "caches it per token like a page, and pages it itself, with the same arguments and "
+            "cursors as `jobs`; `totalCount` costs nothing more."
+        ),
+    )
+    node: Node | None = strawberry.field(
+        resolver=resolve_node,
+        description=(
+            "Refetch an object by its global `id` (Relay): `GET /jobs/v1/bson/{jobId}`. Null "
+            "when the Jobs API does not know it; a malformed id is BAD_USER_INPUT."
+        ),
+    )
+    nodes: list[Node | None] = strawberry.field(
+        resolver=resolve_nodes,
+        description=(
+            "Several objects by global id, in the order asked, null for unknown ones. Fetched "
+            "concurrently; the same id twice costs one call."
+        ),
+    )
+    job: Job | None = strawberry.field(
+        resolver=resolve_job,
+        description=(
+            "One job by its `clientJobId` (`GET /jobs/v1/{clientJobId}`); null when not found. "
+            "Aliased `job` fields of one query share their calls: the same id costs one."
         ),
     )
 
@@ -85,6 +130,7 @@ def build_schema(settings: Settings | None = None) -> GatewaySchema:
             max_page_size=settings.max_page_size,
             rows_per_call=min(settings.upstream_max_limit, settings.cache_block_size or 10**9),
             aligned=settings.cache_ttl > 0 and settings.cache_block_size > 0,
+            upstream_cap=settings.upstream_max_limit,
         )
         rules = limit_rules(
             max_depth=settings.max_depth,

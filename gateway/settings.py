@@ -238,7 +238,7 @@ class Settings:
         65536, _positive_int, "Largest request body in bytes; larger is HTTP 413 before parsing."
     )
     upstream_call_budget: int = option(
-        10,
+        40,
         _positive_int,
         "Most upstream calls one request may cause, judged before execution from its list "
         "fields' sizes (`UPSTREAM_BUDGET_EXCEEDED`) and counted while it runs.",

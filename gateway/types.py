@@ -13,11 +13,13 @@ becomes null with an error and the other jobs still arrive.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import strawberry
 from graphql import GraphQLResolveInfo
 
+from gateway.node_ids import global_id
 from gateway.scalars import JSON, DateTime
 
 
@@ -132,8 +134,28 @@ class JobMetadata(_JSONObjectType):
     workflowName: str | None = strawberry.field(description="Name of the workflow.")
 
 
+def _job_global_id(root: strawberry.Parent[Any]) -> strawberry.ID:
+    """A job's global id, from its JSON object's jobId (null, an error, when it has none)."""
+    job_id = root.get("jobId") if isinstance(root, dict) else None
+    return strawberry.ID(global_id("Job", str(job_id))) if job_id else cast(strawberry.ID, None)
+
+
+@strawberry.interface(
+    description="An object with a global id, which `Query.node` refetches (Relay's Node)."
+)
+class Node:
+    id: strawberry.ID = strawberry.field(
+        description="Globally unique, opaque id; pass it to `node(id:)` or `nodes(ids:)`."
+    )
+
+
 @strawberry.type(description="A job: one run of a workflow by a user of a team.")
-class Job(_JSONObjectType):
+class Job(Node, _JSONObjectType):
+    id: strawberry.ID = strawberry.field(
+        resolver=_job_global_id,
+        description="Globally unique, opaque id of the job; pass it to `node(id:)`.",
+    )
+
     jobId: strawberry.ID = strawberry.field(description="The job's id (a 24-hex-digit ObjectId).")
     metadata: JobMetadata | None = strawberry.field(description="What the job is and its state.")
     completedSteps: list[StepEnvelope | None] | None = strawberry.field(
@@ -177,6 +199,10 @@ class JobEdge:
     )
 
 
+async def _total_count(root: strawberry.Parent[JobConnection]) -> int:
+    return await root.counter()
+
+
 @strawberry.type(description="One page of jobs, per the Relay Cursor Connections spec.")
 class JobConnection:
     edges: list[JobEdge] = strawberry.field(description="The jobs of this page with cursors.")
@@ -184,3 +210,13 @@ class JobConnection:
         description="The jobs of this page without cursors: a shortcut for `edges { node }`."
     )
     page_info: PageInfo = strawberry.field(description="Cursors and flags for paging on.")
+    counter: strawberry.Private[Callable[[], Awaitable[int]]]
+    total_count: int = strawberry.field(
+        resolver=_total_count,
+        description=(
+            "How many jobs the whole list has. The Jobs API has no count, so the gateway "
+            "searches for the end of the list: one call for lists of up to 100 jobs, about "
+            "2 log2(N/100) + 2 calls beyond (15 for 10,000), cached per token like pages. "
+            "Computed only when selected."
+        ),
+    )

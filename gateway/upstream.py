@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import quote
 
 import aiohttp
 import httpx
@@ -68,7 +69,7 @@ from gateway.errors import (
 from gateway.limits import UpstreamBudget
 from gateway.logs import REQUEST_ID_HEADER, current_record
 from gateway.metrics import Metrics
-from gateway.pagination import aligned_blocks, stitch_chunks, upstream_chunks
+from gateway.pagination import aligned_blocks, end_probes, stitch_chunks, upstream_chunks
 from gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ JobJSON = dict[str, Any]
 """One job as the upstream sent it, decoded from JSON but otherwise untouched."""
 
 JOBS_PATH: Final = "/jobs/v1/"
+MY_JOBS_PATH: Final = "/jobs/v1/my/"
 USER_AGENT: Final = f"jobs-graphql-gateway/{__version__}"
 _EXCERPT_LENGTH: Final = 120
 _ERROR_BODY_BYTES: Final = 4096
@@ -205,6 +207,26 @@ def cache_lifetime(headers: httpx.Headers, *, shared: bool) -> float | None:
     return None
 
 
+def decode_single_job(status: int, body: bytes, authorization: str) -> JobJSON | None:
+    """The job of a 2xx single-job answer: an object, or (as the docs show) an array of one."""
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamBadResponseError(
+            "The Jobs API answered with a body that is not JSON (or was cut short): "
+            + body_excerpt(body, authorization),
+            upstream_status=status,
+        ) from None
+    if isinstance(decoded, list):
+        return decoded[0] if decoded else None
+    if isinstance(decoded, dict):
+        return decoded
+    raise UpstreamBadResponseError(
+        f"The Jobs API answered with a JSON {type(decoded).__name__} where a job was expected",
+        upstream_status=status,
+    )
+
+
 def is_retryable(error: BaseException, retry_after_max: float) -> bool:
     """Whether a failed GET may be tried again: connect errors, 502/503/504, a 429 we can wait."""
     if isinstance(error, ConnectFailedError):
@@ -305,8 +327,11 @@ class UpstreamClient:
         """The page cache in front of this upstream, if caching is on."""
         return self._cache
 
-    async def list_jobs(self, caller: Caller, *, skip: int, limit: int) -> list[JobJSON]:
-        """`GET /jobs/v1/?skip=&limit=`: up to `limit` jobs of the token's team from `skip` on.
+    async def list_jobs(
+        self, caller: Caller, *, skip: int, limit: int, path: str = JOBS_PATH
+    ) -> list[JobJSON]:
+        """`GET {path}?skip=&limit=` (the team's jobs, or `MY_JOBS_PATH`): up to `limit` jobs
+        from `skip` on.
 
         Without a cache, the window is fetched as is, in calls of at most `upstream_max_limit`
         rows. With one, it is fetched as aligned blocks that neighbouring windows share. Either
@@ -320,27 +345,118 @@ class UpstreamClient:
         else:
             calls = aligned_blocks(skip, limit, block_size)
         if len(calls) == 1 and calls[0] == (skip, limit):
-            return await self._job_list(caller, skip, limit)
-        pages = await _all_in_order([self._job_list(caller, start, size) for start, size in calls])
+            return await self._job_list(caller, path, skip, limit)
+        pages = await _all_in_order(
+            [self._job_list(caller, path, start, size) for start, size in calls]
+        )
         rows = stitch_chunks([size for _, size in calls], pages)
         offset = skip - calls[0][0]
         return rows[offset : offset + limit]
 
-    async def _job_list(self, caller: Caller, skip: int, limit: int) -> list[JobJSON]:
-        def fetch() -> Awaitable[Fetched]:
-            return self._fetch_job_list(caller, skip, limit)
+    async def count_jobs(self, caller: Caller, *, path: str = JOBS_PATH) -> int:
+        """How many jobs `GET {path}` lists. The API has no count, so its end is searched for.
+
+        One call of `upstream_max_limit` rows answers lists shorter than that. Longer ones are
+        probed with `limit=1` at 2x, 4x, 8x... the cap until a probe is empty, then bisected
+        down to one cap-sized window, which is fetched: about 2 log2(N / cap) + 2 calls in all.
+        The count is cached per credential like pages.
+        """
+
+        async def fetch() -> Fetched:
+            return Fetched([await self._find_end(caller, path)])
+
+        if self._cache is None:
+            return int((await fetch()).rows[0])
+        key = self._cache.page_key(caller.authorization, f"count:{self._base_url}{path}")
+        return int((await self._cache.get_or_fetch(key, fetch))[0])
+
+    async def _find_end(self, caller: Caller, path: str) -> int:
+        cap = self._settings.upstream_max_limit
+
+        async def rows_at(skip: int, limit: int) -> list[JobJSON]:
+            return (await self._fetch_job_list(caller, path, skip, limit)).rows
+
+        head = await rows_at(0, cap)
+        if len(head) < cap:
+            return len(head)
+        present, absent = cap - 1, None
+        for probe in end_probes(cap):
+            if await rows_at(probe, 1):
+                present = probe
+            else:
+                absent = probe
+                break
+        if absent is None:
+            raise UpstreamBadResponseError(
+                "The Jobs API lists more jobs than the gateway can count"
+            )
+        while absent - present > cap:
+            middle = (present + absent) // 2
+            if await rows_at(middle, 1):
+                present = middle
+            else:
+                absent = middle
+        return present + len(await rows_at(present, cap))
+
+    async def workflow_jobs(self, caller: Caller, workflow_id: str) -> list[JobJSON]:
+        """`GET /jobs/v1/workflow/{workflowId}`: every job of one workflow (no paging upstream),
+        cached per credential like a page."""
+        path = f"{JOBS_PATH}workflow/{quote(workflow_id, safe='')}"
+
+        async def fetch() -> Fetched:
+            response = await self.get(caller, path, {}, "workflow_jobs")
+            rows = decode_job_list(response.status, response.body, caller.authorization)
+            return Fetched(rows, max_age=self._lifetime(response))
 
         if self._cache is None:
             return (await fetch()).rows
-        url = f"{self._base_url}{JOBS_PATH}?skip={skip}&limit={limit}"
+        key = self._cache.page_key(caller.authorization, self._base_url + path)
+        return await self._cache.get_or_fetch(key, fetch)
+
+    async def job_by_id(self, caller: Caller, job_id: str) -> JobJSON | None:
+        """`GET /jobs/v1/bson/{jobId}`: one job, or None when the API answers 404."""
+        return await self._single_job(
+            caller, f"{JOBS_PATH}bson/{quote(job_id, safe='')}", "job_by_id"
+        )
+
+    async def job_by_client_id(self, caller: Caller, client_job_id: str) -> JobJSON | None:
+        """`GET /jobs/v1/{clientJobId}`: one job, or None when the API answers 404."""
+        path = f"{JOBS_PATH}{quote(client_job_id, safe='')}"
+        return await self._single_job(caller, path, "job_by_client_id")
+
+    async def _single_job(self, caller: Caller, path: str, endpoint: str) -> JobJSON | None:
+        async def fetch() -> Fetched:
+            response = await self.get(caller, path, {}, endpoint)
+            job = decode_single_job(response.status, response.body, caller.authorization)
+            return Fetched([job], max_age=self._lifetime(response))
+
+        try:
+            if self._cache is None:
+                return (await fetch()).rows[0]  # type: ignore[no-any-return]
+            key = self._cache.page_key(caller.authorization, self._base_url + path)
+            return (await self._cache.get_or_fetch(key, fetch))[0]  # type: ignore[no-any-return]
+        except NotFoundError:
+            return None
+
+    async def _job_list(self, caller: Caller, path: str, skip: int, limit: int) -> list[JobJSON]:
+        def fetch() -> Awaitable[Fetched]:
+            return self._fetch_job_list(caller, path, skip, limit)
+
+        if self._cache is None:
+            return (await fetch()).rows
+        url = f"{self._base_url}{path}?skip={skip}&limit={limit}"
         key = self._cache.page_key(caller.authorization, url)
         return await self._cache.get_or_fetch(key, fetch)
 
-    async def _fetch_job_list(self, caller: Caller, skip: int, limit: int) -> Fetched:
-        response = await self.get(caller, JOBS_PATH, {"skip": skip, "limit": limit}, "jobs_list")
+    async def _fetch_job_list(self, caller: Caller, path: str, skip: int, limit: int) -> Fetched:
+        endpoint = "my_jobs_list" if path == MY_JOBS_PATH else "jobs_list"
+        response = await self.get(caller, path, {"skip": skip, "limit": limit}, endpoint)
         rows = decode_job_list(response.status, response.body, caller.authorization)
+        return Fetched(rows, max_age=self._lifetime(response))
+
+    def _lifetime(self, response: UpstreamResponse) -> float | None:
         shared = self._cache is not None and self._cache.shared
-        return Fetched(rows, max_age=cache_lifetime(response.headers, shared=shared))
+        return cache_lifetime(response.headers, shared=shared)
 
     async def get(
         self, caller: Caller, path: str, params: dict[str, int], endpoint: str

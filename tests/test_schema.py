@@ -22,11 +22,13 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def selection(type_: GraphQLNamedType) -> str:
-    """Every field of `type_`, recursively: the widest query a frontend could send."""
+    """Every field of `type_` that mirrors a JSON key, recursively (not the computed `id`)."""
     if not isinstance(type_, GraphQLObjectType):
         return ""
     parts = []
     for name, field in type_.fields.items():
+        if (type_.name, name) == ("Job", "id"):
+            continue
         inner = selection(get_named_type(field.type))
         parts.append(f"{name} {{ {inner} }}" if inner else name)
     return " ".join(parts)
@@ -194,7 +196,13 @@ async def test_bad_arguments_cost_no_upstream_call(http: Any) -> None:
     """Out-of-range counts and foreign cursors are BAD_USER_INPUT before any call."""
     recorder = Recorder(job_page([]))
     client = http(recorder.transport())
-    for arguments in ("first: 101", "first: -1", 'after: "bogus"', "last: 3", 'before: "djE6MA=="'):
+    for arguments in (
+        "first: 101",
+        "first: -1",
+        'after: "bogus"',
+        "last: -3",
+        'before: "djE6MA=="',
+    ):
         result = await execute(client, f"{{ jobs({arguments}) {{ nodes {{ jobId }} }} }}")
         assert [error.extensions["code"] for error in result.errors] == ["BAD_USER_INPUT"], (
             arguments
@@ -260,11 +268,11 @@ def test_every_type_and_field_is_described() -> None:
 
 
 def test_only_the_job_identity_is_non_null() -> None:
-    """Nullability follows the upstream's record: of the job's own fields only jobId is non-null."""
+    """Nullability follows the upstream's record: only a job's identity (jobId, id) is non-null."""
     types = SCHEMA._schema.type_map
     for name in ("Job", "JobMetadata", "StepEnvelope", "Step"):
         for field_name, field in types[name].fields.items():  # type: ignore[attr-defined]
-            expected = (name, field_name) == ("Job", "jobId")
+            expected = (name, field_name) in {("Job", "jobId"), ("Job", "id")}
             assert isinstance(field.type, GraphQLNonNull) == expected, f"{name}.{field_name}"
             if isinstance(field.type, GraphQLList):
                 assert not isinstance(field.type.of_type, GraphQLNonNull)
