@@ -87,7 +87,14 @@ _SCALARS: dict[str, Callable[[Any], Any]] = {
 }
 
 # Field kinds of a plan
-_TYPENAME, _SCALAR, _OBJECT, _SCALAR_LIST, _OBJECT_LIST = range(5)
+_TYPENAME, _SCALAR, _OBJECT, _SCALAR_LIST, _OBJECT_LIST, _COMPUTED = range(6)
+
+
+def projectable(resolver: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Mark a field resolver that is a pure function of its parent alone (`root`), so the
+    projection may call it directly instead of giving the object back to graphql-core."""
+    resolver.__dict__["projectable"] = True
+    return resolver
 
 
 @dataclass(slots=True)
@@ -98,7 +105,8 @@ class _Field:
     non_null: bool
     items_non_null: bool
     coerce: Callable[[Any], Any] | None = None
-    plan: _Plan | None = None
+    plan: Any = None
+    """The sub-plan of an object field, or the function of a computed one."""
 
 
 @dataclass(slots=True)
@@ -117,6 +125,12 @@ def _project(plan: _Plan, source: Any) -> dict[str, Any]:
         if field.kind == _TYPENAME:
             result[field.response_key] = plan.type_name
             continue
+        if field.kind == _COMPUTED:
+            value = field.plan(source)
+            if value is None:
+                raise _FALLBACK  # let graphql-core say why
+            result[field.response_key] = field.coerce(value)  # type: ignore[misc]
+            continue
         value = source.get(field.source_name) if is_dict else getattr(source, field.source_name)
         if value is None:
             if field.non_null:
@@ -125,7 +139,7 @@ def _project(plan: _Plan, source: Any) -> dict[str, Any]:
         elif field.kind == _SCALAR:
             result[field.response_key] = field.coerce(value)  # type: ignore[misc]
         elif field.kind == _OBJECT:
-            result[field.response_key] = _project(field.plan, value)  # type: ignore[arg-type]
+            result[field.response_key] = _project(field.plan, value)
         else:
             if type(value) is not list:
                 raise _FALLBACK
@@ -138,7 +152,7 @@ def _project(plan: _Plan, source: Any) -> dict[str, Any]:
                 elif field.kind == _SCALAR_LIST:
                     items.append(field.coerce(item))  # type: ignore[misc]
                 else:
-                    items.append(_project(field.plan, item))  # type: ignore[arg-type]
+                    items.append(_project(field.plan, item))
             result[field.response_key] = items
     return result
 
@@ -247,12 +261,21 @@ class ProjectingExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 fields.append(_Field(response_key, name, _TYPENAME, True, False))
                 continue
             field_def = type_.fields.get(name)
-            resolver = getattr(field_def, "resolve", None)
-            if field_def is None or node.arguments or not getattr(resolver, "_is_default", False):
-                return None  # a field with a resolver or arguments: not plain data
+            if field_def is None or node.arguments:
+                return None
             definition = field_def.extensions.get("strawberry-definition")
             source_name = getattr(definition, "python_name", name)
             named, non_null, is_list, items_non_null = _unwrap(field_def.type)
+            if not getattr(field_def.resolve, "_is_default", False):
+                base = getattr(definition, "base_resolver", None)
+                function = getattr(base, "wrapped_func", None)
+                coerce = _SCALARS.get(getattr(named, "name", ""))
+                if not getattr(function, "projectable", False) or coerce is None or is_list:
+                    return None  # a field with a resolver of its own: graphql-core's way
+                fields.append(
+                    _Field(response_key, source_name, _COMPUTED, non_null, False, coerce, function)
+                )
+                continue
             if isinstance(named, GraphQLScalarType):
                 coerce = _SCALARS.get(named.name)
                 if coerce is None:

@@ -20,6 +20,7 @@ import strawberry
 from graphql import GraphQLResolveInfo
 
 from gateway.node_ids import global_id
+from gateway.projection import projectable
 from gateway.scalars import JSON, DateTime
 
 
@@ -134,6 +135,7 @@ class JobMetadata(_JSONObjectType):
     workflowName: str | None = strawberry.field(description="Name of the workflow.")
 
 
+@projectable
 def _job_global_id(root: strawberry.Parent[Any]) -> strawberry.ID:
     """A job's global id, from its JSON object's jobId (null, an error, when it has none)."""
     job_id = root.get("jobId") if isinstance(root, dict) else None
