@@ -153,7 +153,7 @@ class GuardedBackend:
 
     def count(self, result: str) -> None:
         """Count one cache operation's `result` (hit, miss, store, error, not_stored)."""
-        self._metrics.cache_operations.labels(self.name, result).inc()
+        self._metrics.count_cache(self.name, result)
 
     async def ping(self) -> bool:
         """Whether the backend answers right now (for readiness); a dict always does."""

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -99,6 +100,7 @@ def error_body(message: str, code: str) -> dict[str, Any]:
     return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
+@functools.lru_cache(maxsize=256)
 def negotiate(accept: str | None) -> str:
     """The response media type for an Accept header: graphql-response+json when acceptable
     at least as much as application/json, else application/json (also for none or `*/*`)."""
@@ -288,11 +290,11 @@ class GraphQLEndpoint:
             cached = self._responses.get(cache_key)
             if cached is not None:
                 record.cache_hits += 1
-                self._metrics.cache_operations.labels("response", "hit").inc()
+                self._metrics.count_cache("response", "hit")
                 body = Response(cached.body, media_type=cached.media_type)
                 body.headers["cache-control"] = NO_STORE
                 return body, "ok"
-            self._metrics.cache_operations.labels("response", "miss").inc()
+            self._metrics.count_cache("response", "miss")
         result = await self.execute(request, query, params)
         if remember is not None and query is not None and not is_request_error(result):
             assert self._persisted is not None
@@ -306,7 +308,7 @@ class GraphQLEndpoint:
             expires_at = record.data_expires_at
             if cache_key is not None and expires_at is not None and self._responses is not None:
                 self._responses.put(cache_key, bytes(response.body), media_type, expires_at)
-                self._metrics.cache_operations.labels("response", "store").inc()
+                self._metrics.count_cache("response", "store")
         else:
             outcome = "request_error" if is_request_error(result) else "field_error"
         return response, outcome

@@ -132,8 +132,12 @@ def configure_logging(level: str) -> None:
     """JSON lines on stderr at `level` for the gateway and the servers it runs on."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    # No caller lookup (a stack walk per record): JSON lines name their logger instead.
+    # No caller lookup (a stack walk per record), thread or process names per record: the
+    # logging HOWTO's optimisations; JSON lines name their logger instead.
     logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

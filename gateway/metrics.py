@@ -37,6 +37,7 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         self._operations: set[str] = set()
         self._request_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._cache_children: dict[tuple[str, str], Any] = {}
         registry = self.registry
         self.graphql_requests = Counter(
             "gateway_graphql_requests",
@@ -107,6 +108,15 @@ class Metrics:
             self._request_children[(operation, outcome)] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def count_cache(self, backend: str, result: str) -> None:
+        """Count one cache operation (children cached, like `count_request`)."""
+        child = self._cache_children.get((backend, result))
+        if child is None:
+            child = self._cache_children[(backend, result)] = self.cache_operations.labels(
+                backend, result
+            )
+        child.inc()
 
     def operation_label(self, name: str | None) -> str:
         """A bounded label for an operation name (see the module doc)."""
