@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 
 from gateway.errors import BadUserInputError
+from gateway.opaque import decode_opaque, encode_opaque
 
 _JOB_ID = re.compile(r"[0-9a-fA-F]{24}")
 
 
 def global_id(type_name: str, local_id: str) -> str:
     """The global id of object `local_id` of `type_name`."""
-    return base64.urlsafe_b64encode(f"{type_name}:{local_id}".encode()).rstrip(b"=").decode()
+    return encode_opaque(f"{type_name}:{local_id}")
 
 
 def job_id_from(value: str) -> str:
@@ -21,13 +20,10 @@ def job_id_from(value: str) -> str:
     invalid = BadUserInputError(
         f"{value[:40]!r} is not a Job id: pass the `id` of a Job the gateway returned"
     )
-    if not value or len(value) > 64 or not value.isascii():
+    text = decode_opaque(value, max_length=64)
+    if text is None:
         raise invalid
-    try:
-        text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise invalid from None
     type_name, _, job_id = text.partition(":")
-    if type_name != "Job" or _JOB_ID.fullmatch(job_id) is None or global_id("Job", job_id) != value:
+    if type_name != "Job" or _JOB_ID.fullmatch(job_id) is None:
         raise invalid
     return job_id

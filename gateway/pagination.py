@@ -13,8 +13,6 @@ Both flags are computed in either direction of travel, which the spec allows.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import re
 from collections.abc import Iterator, Sequence
@@ -22,6 +20,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from gateway.errors import BadUserInputError
+from gateway.opaque import decode_opaque, encode_opaque
 
 T = TypeVar("T")
 
@@ -34,8 +33,7 @@ MAX_OFFSET = 2**31 - 2
 @functools.lru_cache(maxsize=8192)
 def encode_cursor(offset: int) -> str:
     """The opaque cursor of the row at zero-based `offset`."""
-    raw = f"{_CURSOR_VERSION}:{offset}".encode("ascii")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return encode_opaque(f"{_CURSOR_VERSION}:{offset}")
 
 
 def decode_cursor(cursor: str, argument: str) -> int:
@@ -44,14 +42,9 @@ def decode_cursor(cursor: str, argument: str) -> int:
         f"`{argument}` is not a valid cursor: pass a cursor from a previous page's "
         "`edges.cursor`, `pageInfo.startCursor` or `pageInfo.endCursor`"
     )
-    if not cursor or len(cursor) > 24 or not cursor.isascii():
-        raise invalid
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise invalid from None
-    match = _CURSOR_TEXT.fullmatch(text)
-    if match is None or encode_cursor(int(match.group(1))) != cursor:
+    text = decode_opaque(cursor, max_length=24)
+    match = _CURSOR_TEXT.fullmatch(text) if text is not None else None
+    if match is None:
         raise invalid
     offset = int(match.group(1))
     if offset > MAX_OFFSET:

@@ -143,30 +143,30 @@ _LAST = strawberry.argument(
 _BEFORE = strawberry.argument(description="End just before the job with this cursor.")
 
 
-async def resolve_jobs(
-    info: GraphQLContext,
-    first: Annotated[int | None, _FIRST] = None,
-    after: Annotated[str | None, _AFTER] = None,
-    last: Annotated[int | None, _LAST] = None,
-    before: Annotated[str | None, _BEFORE] = None,
-) -> JobConnection:
-    """`Query.jobs`: one page of the team's jobs, fetched as one skip/limit window."""
-    context = info.context
-    jobs = upstream_list(context, context.caller(), JOBS_PATH)
-    return await paginate(context, jobs, first, after, last, before)
+def _upstream_list_resolver(path: str, summary: str) -> Callable[..., Awaitable[JobConnection]]:
+    """The resolver of a list the upstream pages itself at `path` (`jobs`, `myJobs`)."""
+
+    async def resolve(
+        info: GraphQLContext,
+        first: Annotated[int | None, _FIRST] = None,
+        after: Annotated[str | None, _AFTER] = None,
+        last: Annotated[int | None, _LAST] = None,
+        before: Annotated[str | None, _BEFORE] = None,
+    ) -> JobConnection:
+        context = info.context
+        jobs = upstream_list(context, context.caller(), path)
+        return await paginate(context, jobs, first, after, last, before)
+
+    resolve.__doc__ = summary
+    return resolve
 
 
-async def resolve_my_jobs(
-    info: GraphQLContext,
-    first: Annotated[int | None, _FIRST] = None,
-    after: Annotated[str | None, _AFTER] = None,
-    last: Annotated[int | None, _LAST] = None,
-    before: Annotated[str | None, _BEFORE] = None,
-) -> JobConnection:
-    """`Query.myJobs`: the token's own jobs, paged exactly like `jobs`."""
-    context = info.context
-    jobs = upstream_list(context, context.caller(), MY_JOBS_PATH)
-    return await paginate(context, jobs, first, after, last, before)
+resolve_jobs = _upstream_list_resolver(
+    JOBS_PATH, "`Query.jobs`: one page of the team's jobs, fetched as one skip/limit window."
+)
+resolve_my_jobs = _upstream_list_resolver(
+    MY_JOBS_PATH, "`Query.myJobs`: the token's own jobs, paged exactly like `jobs`."
+)
 
 
 async def resolve_workflow_jobs(

@@ -165,16 +165,21 @@ def error_for_status(
     )
 
 
-def decode_job_list(status: int, body: bytes, authorization: str) -> list[JobJSON]:
-    """The JSON array of a 2xx list response; `UpstreamBadResponseError` for anything else."""
+def decode_json(status: int, body: bytes, authorization: str) -> Any:
+    """The JSON of a 2xx body; `UpstreamBadResponseError` when it is not JSON or cut short."""
     try:
-        decoded = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
         raise UpstreamBadResponseError(
             "The Jobs API answered with a body that is not JSON (or was cut short): "
             + body_excerpt(body, authorization),
             upstream_status=status,
         ) from None
+
+
+def decode_job_list(status: int, body: bytes, authorization: str) -> list[JobJSON]:
+    """The JSON array of a 2xx list response; `UpstreamBadResponseError` for anything else."""
+    decoded = decode_json(status, body, authorization)
     if not isinstance(decoded, list):
         raise UpstreamBadResponseError(
             f"The Jobs API answered with a JSON {type(decoded).__name__} where a list of "
@@ -209,14 +214,7 @@ def cache_lifetime(headers: httpx.Headers, *, shared: bool) -> float | None:
 
 def decode_single_job(status: int, body: bytes, authorization: str) -> JobJSON | None:
     """The job of a 2xx single-job answer: an object, or (as the docs show) an array of one."""
-    try:
-        decoded = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise UpstreamBadResponseError(
-            "The Jobs API answered with a body that is not JSON (or was cut short): "
-            + body_excerpt(body, authorization),
-            upstream_status=status,
-        ) from None
+    decoded = decode_json(status, body, authorization)
     if isinstance(decoded, list):
         return decoded[0] if decoded else None
     if isinstance(decoded, dict):
