@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any, cast
 
 import strawberry
@@ -82,27 +83,20 @@ async def paginate(
     """One page of `jobs` for the Relay arguments: one window fetched, counted only if needed."""
     settings = context.settings
     count = _once(jobs.count)
-    list_length = None
-    if needs_list_length(first=first, last=last, before=before):
-        page_window(  # validate the arguments before the (costly) count
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            default_page_size=settings.default_page_size,
-            max_page_size=settings.max_page_size,
-            list_length=0,
-        )
-        list_length = await count()
-    window = page_window(
+    choose = partial(
+        page_window,
         first=first,
         after=after,
         last=last,
         before=before,
         default_page_size=settings.default_page_size,
         max_page_size=settings.max_page_size,
-        list_length=list_length,
     )
+    if needs_list_length(first=first, last=last, before=before):
+        choose(list_length=0)  # bad arguments fail before the (costly) count
+        window = choose(list_length=await count())
+    else:
+        window = choose()
     rows = await jobs.window(window.start, window.fetch_limit)
     return connection_from_page(page_from_rows(window, rows), count)
 
