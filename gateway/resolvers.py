@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeVar, cast
 
 import strawberry
 from strawberry.dataloader import DataLoader
@@ -25,6 +25,7 @@ from gateway.types import Job, JobConnection, JobEdge, Node, PageInfo
 from gateway.upstream import JOBS_PATH, MY_JOBS_PATH, Caller, JobJSON
 
 GraphQLContext = Info[RequestContext, None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +61,13 @@ def connection_from_page(page: Page[JobJSON], count: Callable[[], Awaitable[int]
     )
 
 
-def _once(count: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[int]]:
-    """`count`, run at most once however often the result is needed."""
-    result: list[asyncio.Future[int]] = []
+def _once(work: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+    """`work`, started on first use and run at most once however often its result is needed."""
+    result: list[asyncio.Future[T]] = []
 
-    def shared() -> Awaitable[int]:
+    def shared() -> Awaitable[T]:
         if not result:
-            result.append(asyncio.ensure_future(count()))
+            result.append(asyncio.ensure_future(work()))
         return result[0]
 
     return shared
@@ -114,15 +115,16 @@ def upstream_list(context: RequestContext, caller: Caller, path: str) -> JobList
     return JobList(window, count)
 
 
-def in_memory_list(rows: Awaitable[list[JobJSON]]) -> JobList:
-    """A list fetched whole (`/jobs/v1/workflow/{id}`) and paged by the gateway."""
-    fetched = asyncio.ensure_future(rows)
+def in_memory_list(rows: Callable[[], Awaitable[list[JobJSON]]]) -> JobList:
+    """A list fetched whole (`/jobs/v1/workflow/{id}`), at most once and only when a window or
+    the count is needed (bad arguments cost no call), and paged by the gateway."""
+    fetch = _once(rows)
 
     async def window(skip: int, limit: int) -> list[JobJSON]:
-        return (await fetched)[skip : skip + limit]
+        return (await fetch())[skip : skip + limit]
 
     async def count() -> int:
-        return len(await fetched)
+        return len(await fetch())
 
     return JobList(window, count)
 
@@ -178,7 +180,7 @@ async def resolve_workflow_jobs(
     if not str(workflow_id).strip():
         raise BadUserInputError("`workflowId` must not be empty")
     caller = context.caller()
-    jobs = in_memory_list(context.upstream.workflow_jobs(caller, str(workflow_id)))
+    jobs = in_memory_list(partial(context.upstream.workflow_jobs, caller, str(workflow_id)))
     return await paginate(context, jobs, first, after, last, before)
 
 

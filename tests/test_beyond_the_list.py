@@ -238,3 +238,13 @@ def test_workflow_jobs_are_fetched_once_and_paged_by_the_gateway(
     assert collected == expected
     assert [node["jobId"] for node in last["data"]["workflowJobs"]["nodes"]] == expected[-3:]
     assert [request.path for request in seen.seen] == [f"/jobs/v1/workflow/{workflow_id}"]
+
+
+def test_bad_arguments_to_workflow_jobs_cost_no_call(
+    gateway: BackgroundServer, seen: SampleUpstream
+) -> None:
+    """workflowJobs validates its arguments before it fetches the workflow's list."""
+    seen.seen.clear()
+    body = post(gateway, '{ workflowJobs(workflowId: "w", first: -1) { nodes { jobId } } }')
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert len(seen.seen) == 0
