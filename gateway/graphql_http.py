@@ -262,6 +262,11 @@ class GraphQLEndpoint:
 
     async def handle(self, request: Request, record: RequestRecord) -> tuple[Response, str]:
         """Answer one GraphQL-over-HTTP request; also say how it went (the outcome)."""
+        if request.method not in ("GET", "POST"):
+            # Starlette routes HEAD with GET; GraphQL over HTTP has no meaning for it.
+            raise RequestRejectedError(
+                405, "Use GET or POST for GraphQL", "METHOD_NOT_ALLOWED", allow="GET, POST"
+            )
         media_type = negotiate(request.headers.get("accept"))
         params = await read_params(request, self._settings.max_body_bytes)
         record.operation = params.operation_name or operation_name_in(params.query)

@@ -158,6 +158,8 @@ async def test_mutations_over_get_and_other_methods_are_405(sample: SampleUpstre
     async with asgi_client(in_process_gateway(sample.app())) as client:
         mutation = await client.get("/graphql", params={"query": "mutation { x }"})
         put = await client.put("/graphql", json={"query": QUERY})
+        head = await client.head("/graphql", params={"query": QUERY})
+    assert (head.status_code, head.headers["allow"]) == (405, "GET, POST")
     assert mutation.status_code == 405
     assert put.status_code == 405
     assert put.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
