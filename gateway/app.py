@@ -1,6 +1,6 @@
 """The HTTP app: Starlette routes, middleware and the lifespan that owns shared resources.
 
-The lifespan opens the one pooled `httpx.AsyncClient`, the page cache and the persisted-query
+The lifespan opens the one pooled upstream transport, the page cache and the persisted-query
 store, hands them to requests as typed state, and closes them on shutdown.
 """
 
@@ -35,7 +35,8 @@ from gateway.redaction import install_log_redaction
 from gateway.response_cache import ResponseCache
 from gateway.schema import build_schema
 from gateway.settings import Settings
-from gateway.upstream import UpstreamClient, new_http_client
+from gateway.transport import UpstreamTransport
+from gateway.upstream import UpstreamClient
 
 _HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
@@ -79,10 +80,11 @@ def create_app(
         metrics.set_circuit_state(breaker.state.value)
         cache = new_page_cache(settings, metrics)
         try:
-            async with new_http_client(settings, upstream_transport) as http:
-                if settings.tracing:
-                    tracing.instrument_http_client(http)
-                yield {"upstream": UpstreamClient(http, settings, breaker, cache, metrics)}
+            transport = upstream_transport or UpstreamTransport()
+            if settings.tracing:
+                transport = tracing.traced_transport(transport)
+            async with transport:
+                yield {"upstream": UpstreamClient(transport, settings, breaker, cache, metrics)}
         finally:
             if cache is not None:
                 await cache.close()

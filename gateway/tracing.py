@@ -56,8 +56,9 @@ def schema_extension() -> Any:
     return OpenTelemetryExtension
 
 
-def instrument_http_client(client: httpx.AsyncClient) -> None:
-    """Make every upstream call a client span of the current span, with trace headers sent."""
-    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+def traced_transport(transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+    """`transport`, making every upstream call a client span of the current span, with trace
+    headers sent."""
+    from opentelemetry.instrumentation.httpx import AsyncOpenTelemetryTransport
 
-    HTTPXClientInstrumentor.instrument_client(client)
+    return AsyncOpenTelemetryTransport(transport)

@@ -6,7 +6,7 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +45,16 @@ def make_settings(upstream_url: str = "http://upstream.invalid", **overrides: ob
 
 
 def request_context(
-    http: httpx.AsyncClient, authorization: str | None = f"Bearer {DEMO_TOKEN}", **overrides: object
+    transport: httpx.AsyncBaseTransport,
+    authorization: str | None = f"Bearer {DEMO_TOKEN}",
+    **overrides: object,
 ) -> RequestContext:
-    """The context the HTTP layer would build, over `http` (usually a MockTransport client)."""
+    """The context the HTTP layer would build, over `transport` (usually a MockTransport)."""
     settings = make_settings(**overrides)
     breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
     return RequestContext(
         settings=settings,
-        upstream=UpstreamClient(http, settings, breaker),
+        upstream=UpstreamClient(transport, settings, breaker),
         authorization_header=authorization,
         deadline=time.monotonic() + settings.request_deadline,
         budget=UpstreamBudget(settings.upstream_call_budget),
@@ -170,17 +172,3 @@ def run_node(script: str, *arguments: str) -> Any:
     )
     assert finished.returncode == 0, finished.stderr
     return json.loads(finished.stdout)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[Callable[[httpx.AsyncBaseTransport], httpx.AsyncClient]]:
-    """Make httpx clients over given transports; all closed after the test."""
-    clients: list[httpx.AsyncClient] = []
-
-    def make(transport: httpx.AsyncBaseTransport) -> httpx.AsyncClient:
-        clients.append(httpx.AsyncClient(transport=transport))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        await client.aclose()

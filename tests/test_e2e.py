@@ -107,7 +107,6 @@ def test_the_upstream_sees_exactly_the_callers_authorization(
         "host",
         "accept",
         "accept-encoding",
-        "connection",
         "user-agent",
         "authorization",
         "x-request-id",

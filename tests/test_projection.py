@@ -60,7 +60,7 @@ def corrupt(rng: random.Random, value: Any) -> Any:
 
 
 @pytest.mark.parametrize("seed", range(12))
-async def test_projection_equals_graphql_core(seed: int, http: Any) -> None:
+async def test_projection_equals_graphql_core(seed: int) -> None:
     """Random selections over sample jobs, some corrupted: fast and stock executors agree on
     data and on errors (messages and paths)."""
     rng = random.Random(seed)
@@ -77,8 +77,8 @@ async def test_projection_equals_graphql_core(seed: int, http: Any) -> None:
     )
     results = []
     for executor_schema in (schema, plain_schema()):
-        client = http(Recorder(job_page(jobs)).transport())
-        result = await execute(client, query, schema=executor_schema)
+        transport = Recorder(job_page(jobs)).transport()
+        result = await execute(transport, query, schema=executor_schema)
         errors = sorted((error.message, tuple(error.path or ())) for error in result.errors or [])
         results.append((result.data, errors))
     assert results[0] == results[1]

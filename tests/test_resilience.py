@@ -381,6 +381,21 @@ async def test_a_refused_port_is_unavailable() -> None:
     assert only_error(body)["extensions"] == {"code": "UPSTREAM_UNAVAILABLE"}
 
 
+async def test_a_cookie_set_for_one_caller_never_travels_with_another() -> None:
+    """The upstream's Set-Cookie is not kept: no later call, whoever's, carries a Cookie (a
+    client's cookie jar would send one caller's session along with every caller's calls)."""
+    json = ("content-type", "application/json")
+    sets_cookie = Fault(headers=(json, ("set-cookie", "session=alice; Path=/")))
+    with FaultyUpstream([sets_cookie]) as upstream:
+        async with asgi_client(network_gateway(upstream.url, **FAST)) as client:
+            for token in ("alice", "bob", "alice"):
+                auth = {"authorization": f"Bearer {token}"}
+                body = await graphql(client, QUERY, headers=auth)
+                assert body["data"]["jobs"]["nodes"] == []
+    assert len(upstream.requests) == 3
+    assert [head for head in upstream.requests if b"\r\ncookie:" in head.lower()] == []
+
+
 async def test_the_token_never_reaches_a_log_line_or_an_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -53,13 +53,13 @@ class Recorder:
 
 
 async def execute(
-    client: httpx.AsyncClient,
+    transport: httpx.AsyncBaseTransport,
     query: str,
     variables: dict[str, Any] | None = None,
     authorization: str | None = "Bearer demo-token",
     schema: Any = None,
 ) -> Any:
-    context = request_context(client, authorization)
+    context = request_context(transport, authorization)
     return await (schema or SCHEMA).execute(query, variable_values=variables, context_value=context)
 
 
@@ -67,30 +67,30 @@ def job_page(jobs: list[object]) -> Handler:
     return lambda request: httpx.Response(200, json=jobs)
 
 
-async def test_every_field_of_every_sample_job_round_trips(http: Any) -> None:
+async def test_every_field_of_every_sample_job_round_trips() -> None:
     """Selecting every field returns each job's JSON exactly: the types mirror it completely."""
     sample = SampleUpstream()
-    client = http(httpx.ASGITransport(app=sample.app()))
-    result = await execute(client, f"{{ jobs(first: 100) {{ nodes {{ {EVERY_JOB_FIELD} }} }} }}")
+    transport = httpx.ASGITransport(app=sample.app())
+    result = await execute(transport, f"{{ jobs(first: 100) {{ nodes {{ {EVERY_JOB_FIELD} }} }} }}")
     assert result.errors is None
     assert result.data["jobs"]["nodes"] == sample.jobs_of("apiteam")[:100]
 
 
-async def test_the_seed_documents_example_job_round_trips(http: Any) -> None:
+async def test_the_seed_documents_example_job_round_trips() -> None:
     """The job from the vendor's page (get-all-jobs.md) comes back field for field."""
     seed_job = json.loads(SEED_JOB)
-    client = http(Recorder(job_page([seed_job])).transport())
-    result = await execute(client, f"{{ jobs {{ nodes {{ {EVERY_JOB_FIELD} }} }} }}")
+    transport = Recorder(job_page([seed_job])).transport()
+    result = await execute(transport, f"{{ jobs {{ nodes {{ {EVERY_JOB_FIELD} }} }} }}")
     assert result.errors is None
     assert result.data == {"jobs": {"nodes": [seed_job]}}
 
 
-async def test_a_page_maps_to_skip_and_limit_with_one_extra_row(http: Any) -> None:
+async def test_a_page_maps_to_skip_and_limit_with_one_extra_row() -> None:
     """`first: 2, after: c(4)` calls skip=5&limit=3 and turns the extra row into hasNextPage."""
     rows = [{"jobId": f"job{n}"} for n in range(5, 8)]
     recorder = Recorder(job_page(rows))
     result = await execute(
-        http(recorder.transport()),
+        recorder.transport(),
         "query($after: String) { jobs(first: 2, after: $after) { edges { cursor node { jobId } } "
         "pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }",
         {"after": "djE6NA"},  # the cursor of offset 4
@@ -114,7 +114,7 @@ async def test_a_page_maps_to_skip_and_limit_with_one_extra_row(http: Any) -> No
     }
 
 
-async def test_bad_values_cost_only_their_own_fields(http: Any) -> None:
+async def test_bad_values_cost_only_their_own_fields() -> None:
     """Wrong types, bad timestamps and a missing jobId null their field; the rest arrives."""
     good = {"jobId": "a1", "metadata": {"jobTitle": "Fine", "created": "2020-11-04T12:53:47Z"}}
     bad_values = {
@@ -129,9 +129,9 @@ async def test_bad_values_cost_only_their_own_fields(http: Any) -> None:
     }
     no_id = {"metadata": {"jobTitle": "Nameless"}}
     wrong_shape = {"jobId": "c3", "metadata": "not an object", "completedSteps": [7, None]}
-    client = http(Recorder(job_page([good, bad_values, no_id, wrong_shape, "junk"])).transport())
+    transport = Recorder(job_page([good, bad_values, no_id, wrong_shape, "junk"])).transport()
     result = await execute(
-        client,
+        transport,
         "{ jobs(first: 5) { nodes { jobId excluded completedSteps { reportStep } "
         "metadata { jobTitle created currentStep { singleStep { stepNumber stepTitle } } } } } }",
     )
@@ -181,21 +181,23 @@ async def test_bad_values_cost_only_their_own_fields(http: Any) -> None:
     assert "yesterday" in errors[("jobs", "nodes", 1, "metadata", "created")].message
 
 
-async def test_no_token_is_unauthenticated_without_an_upstream_call(http: Any) -> None:
+async def test_no_token_is_unauthenticated_without_an_upstream_call() -> None:
     """Missing, blank or non-Bearer Authorization: UNAUTHENTICATED and no upstream call."""
     recorder = Recorder(job_page([]))
-    client = http(recorder.transport())
+    transport = recorder.transport()
     for authorization in (None, "", "   ", "Basic dXNlcjpwYXNz", "Bearer ", "Bearer"):
-        result = await execute(client, "{ jobs { nodes { jobId } } }", authorization=authorization)
+        result = await execute(
+            transport, "{ jobs { nodes { jobId } } }", authorization=authorization
+        )
         assert result.data is None
         assert [error.extensions["code"] for error in result.errors] == ["UNAUTHENTICATED"]
     assert recorder.requests == []
 
 
-async def test_bad_arguments_cost_no_upstream_call(http: Any) -> None:
+async def test_bad_arguments_cost_no_upstream_call() -> None:
     """Out-of-range counts and foreign cursors are BAD_USER_INPUT before any call."""
     recorder = Recorder(job_page([]))
-    client = http(recorder.transport())
+    transport = recorder.transport()
     for arguments in (
         "first: 101",
         "first: -1",
@@ -203,49 +205,49 @@ async def test_bad_arguments_cost_no_upstream_call(http: Any) -> None:
         "last: -3",
         'before: "djE6MA=="',
     ):
-        result = await execute(client, f"{{ jobs({arguments}) {{ nodes {{ jobId }} }} }}")
+        result = await execute(transport, f"{{ jobs({arguments}) {{ nodes {{ jobId }} }} }}")
         assert [error.extensions["code"] for error in result.errors] == ["BAD_USER_INPUT"], (
             arguments
         )
     assert recorder.requests == []
 
 
-async def test_the_token_is_forwarded_verbatim_and_alone(http: Any) -> None:
+async def test_the_token_is_forwarded_verbatim_and_alone() -> None:
     """The upstream gets the caller's Authorization header byte for byte, and no cookie."""
     recorder = Recorder(job_page([]))
     await execute(
-        http(recorder.transport()), "{ jobs { nodes { jobId } } }", authorization="bearer  a.b.c "
+        recorder.transport(), "{ jobs { nodes { jobId } } }", authorization="bearer  a.b.c "
     )
     (request,) = recorder.requests
     assert request.headers["authorization"] == "bearer  a.b.c "
     assert "cookie" not in request.headers
 
 
-async def test_unexpected_failures_are_masked(http: Any) -> None:
+async def test_unexpected_failures_are_masked() -> None:
     """A bug (here: the transport raising a plain error) is INTERNAL_SERVER_ERROR, no details."""
 
     def broken(request: httpx.Request) -> httpx.Response:
         raise RuntimeError("secret internals, Bearer demo-token")
 
-    result = await execute(http(httpx.MockTransport(broken)), "{ jobs { nodes { jobId } } }")
+    result = await execute(httpx.MockTransport(broken), "{ jobs { nodes { jobId } } }")
     (error,) = result.errors
     assert error.extensions == {"code": "INTERNAL_SERVER_ERROR"}
     assert "secret" not in error.message
     assert "demo-token" not in error.message
 
 
-async def test_request_errors_are_coded(http: Any) -> None:
+async def test_request_errors_are_coded() -> None:
     """Syntax, validation and variable errors carry their own codes."""
-    client = http(Recorder(job_page([])).transport())
+    transport = Recorder(job_page([])).transport()
     cases = {
         "{ jobs { nodes { jobId }": "GRAPHQL_PARSE_FAILED",
         "{ jobs { nodes { nope } } }": "GRAPHQL_VALIDATION_FAILED",
     }
     for query, code in cases.items():
-        result = await execute(client, query)
+        result = await execute(transport, query)
         assert [error.extensions["code"] for error in result.errors] == [code]
     result = await execute(
-        client, "query($n: Int) { jobs(first: $n) { nodes { jobId } } }", {"n": "x"}
+        transport, "query($n: Int) { jobs(first: $n) { nodes { jobId } } }", {"n": "x"}
     )
     assert [error.extensions["code"] for error in result.errors] == ["BAD_USER_INPUT"]
 
