@@ -34,6 +34,7 @@ from gateway.persisted_queries import new_persisted_queries
 from gateway.redaction import install_log_redaction
 from gateway.response_cache import ResponseCache
 from gateway.schema import build_schema
+from gateway.serving import prepare_serving_process
 from gateway.settings import Settings
 from gateway.transport import UpstreamTransport
 from gateway.upstream import UpstreamClient
@@ -167,4 +168,6 @@ def create_app_from_environment() -> Starlette:
     """The app as each `serve --workers N` worker builds it, from `GATEWAY_*` variables."""
     settings = Settings.from_env(os.environ)
     configure_logging(settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    prepare_serving_process()
+    return app

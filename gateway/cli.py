@@ -19,7 +19,7 @@ from gateway.graphiql import BUNDLED_ASSETS_DIR, fetch_assets
 from gateway.logs import configure_logging
 from gateway.sample_upstream import DEMO_TOKEN, SampleUpstream
 from gateway.schema import export_sdl
-from gateway.serving import BackgroundServer
+from gateway.serving import BackgroundServer, prepare_serving_process
 from gateway.settings import ENV_PREFIX, Settings, SettingsError
 
 DEMO_QUERY = (
@@ -78,7 +78,9 @@ def _serve(settings: Settings, environ: Mapping[str, str]) -> None:
         "timeout_graceful_shutdown": settings.shutdown_grace,
     }
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), **options)
+        app = create_app(settings)
+        prepare_serving_process()
+        uvicorn.run(app, **options)
         return
     # Workers are fresh processes that build the app from the environment: hand them the
     # settings as GATEWAY_* variables, and a directory for prometheus-client's multiprocess mode.

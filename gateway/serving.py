@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -12,6 +13,25 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+# A young-generation collection every 10,000 net allocations instead of 700. One cache miss
+# decodes and projects a few thousand objects, so the default collected several times per
+# request; most were still in flight (32 concurrent requests) and so were promoted and scanned
+# again. Measured in process on a `jobs(first: 20)` miss: 965-1095 µs of CPU per request with
+# the defaults, 800-870 µs with this and the freeze.
+_YOUNG_THRESHOLD = 10_000
+
+
+def prepare_serving_process() -> None:
+    """Tune the garbage collector for a long-running server, once its app is built.
+
+    `gc.freeze()` moves everything alive now (modules, the schema, the app) out of the
+    collector's sight, so full collections no longer walk it; the larger young threshold makes
+    collections rarer. Called by `serve` and by each worker, never on import or in tests.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(_YOUNG_THRESHOLD, 20, 20)
 
 
 class BackgroundServer:

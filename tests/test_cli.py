@@ -112,3 +112,31 @@ def test_demo_serves_what_it_prints() -> None:
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=15) == 0
+
+
+def test_serving_processes_tune_the_garbage_collector() -> None:
+    """`serve` (one worker) and each worker of `serve --workers N` freeze what exists once the
+    app is built and collect young objects every 10,000 allocations, not every 700; importing
+    the package changes neither."""
+    probe = (
+        "import gc, sys, uvicorn\n"
+        "from gateway import app, cli\n"
+        "state = lambda: f'{gc.get_threshold()[0]} {gc.get_freeze_count() > 0}'\n"
+        "print('import', state())\n"
+        "uvicorn.run = lambda *_, **__: print('serve', state())\n"  # stop before listening
+        "cli.main(['serve'])\n"
+        "gc.unfreeze(); gc.set_threshold(700, 10, 10)\n"
+        "app.create_app_from_environment()\n"
+        "print('worker', state())\n"
+    )
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("GATEWAY_")}
+    environ = {**clean, "GATEWAY_UPSTREAM_URL": "http://upstream.test"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=environ, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "import 700 False",
+        "serve 10000 True",
+        "worker 10000 True",
+    ]
