@@ -10,7 +10,7 @@ import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import tracing
 from gateway.cache import new_page_cache
@@ -40,6 +41,7 @@ from gateway.transport import UpstreamTransport
 from gateway.upstream import UpstreamClient
 
 _HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+GRAPHQL_PATH = "/graphql"
 
 
 class AppState(TypedDict):
@@ -57,9 +59,31 @@ async def _http_error(_request: Request, error: Exception) -> Response:
     return response
 
 
+class GatewayApp(Starlette):
+    """Starlette, with `/graphql` sent straight to its endpoint.
+
+    Every GraphQL request skips the middleware stack and router, which only pass it on: the
+    endpoint answers its own errors (every method, JSON bodies, 405 with Allow), and CORS, when
+    configured, wraps it here too. Measured in process on a response-cache hit: 60 µs of CPU
+    through Starlette's stack, 51 µs straight. Everything else (other paths, `/graphql/`,
+    lifespan) goes through Starlette as usual.
+    """
+
+    def __init__(self, graphql: ASGIApp, **options: Any) -> None:
+        super().__init__(**options)
+        self._graphql = graphql
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == GRAPHQL_PATH:
+            scope["app"] = self
+            await self._graphql(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None
-) -> Starlette:
+) -> GatewayApp:
     """The gateway as an ASGI app, configured by `settings`.
 
     `upstream_transport` replaces the network under the upstream client (tests only).
@@ -132,7 +156,7 @@ def create_app(
         schema, settings, graphiql_html, persisted_queries, metrics, responses
     )
     routes: list[BaseRoute] = [
-        Route("/graphql", endpoint, methods=["GET", "POST"]),  # first: matched on every request
+        Route(GRAPHQL_PATH, endpoint, methods=["GET", "POST"]),  # for `/graphql/` redirects
         Route("/", root, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -143,17 +167,23 @@ def create_app(
             Mount(ASSETS_PATH, StaticFiles(directory=local_assets), name="graphiql-assets")
         )
     middleware = []
+    graphql_app: ASGIApp = endpoint
     if settings.cors_origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=list(settings.cors_origins),
+        origins = list(settings.cors_origins)
+
+        def cors(inner: ASGIApp) -> ASGIApp:
+            return CORSMiddleware(
+                inner,
+                allow_origins=origins,
                 allow_methods=["GET", "POST"],
                 allow_headers=["Authorization", "Content-Type", "Accept"],
                 max_age=600,
             )
-        )
-    app = Starlette(
+
+        middleware.append(Middleware(cors))
+        graphql_app = cors(endpoint)
+    app = GatewayApp(
+        graphql_app,
         routes=routes,
         middleware=middleware,
         exception_handlers={HTTPException: _http_error},
@@ -164,7 +194,7 @@ def create_app(
     return app
 
 
-def create_app_from_environment() -> Starlette:
+def create_app_from_environment() -> GatewayApp:
     """The app as each `serve --workers N` worker builds it, from `GATEWAY_*` variables."""
     settings = Settings.from_env(os.environ)
     configure_logging(settings.log_level)
