@@ -124,6 +124,7 @@ def negotiate(accept: str | None) -> str:
     return JSON
 
 
+REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode()
 _OPERATION_NAME = re.compile(r"^\s*(?:query|mutation|subscription)\s+([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -133,9 +134,18 @@ def operation_name_in(query: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def wants_html(request: Request) -> bool:
+def header_map(scope: Scope) -> dict[str, str]:
+    """The request's headers by (lower-case) name, each name's first value as `Headers.get`
+    gives it; built once per request, where every lookup in `Headers` scans the list."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return headers
+
+
+def wants_html(request: Request, headers: dict[str, str]) -> bool:
     """Whether a GET comes from a browser navigating to the endpoint (not a GraphQL client)."""
-    accept = request.headers.get("accept", "")
+    accept = headers.get("accept", "")
     return "text/html" in accept and "query" not in request.query_params
 
 
@@ -165,7 +175,9 @@ def _params(body: dict[str, Any]) -> GraphQLParams:
     return GraphQLParams(query, variables, operation_name, extensions)
 
 
-async def read_params(request: Request, max_body_bytes: int) -> GraphQLParams:
+async def read_params(
+    request: Request, headers: dict[str, str], max_body_bytes: int
+) -> GraphQLParams:
     """The GraphQL parameters of a GET or POST request; `RequestRejectedError` if malformed."""
     if request.method == "GET":
         query_params = request.query_params
@@ -177,12 +189,12 @@ async def read_params(request: Request, max_body_bytes: int) -> GraphQLParams:
                 "extensions": _decode_json_parameter(query_params.get("extensions"), "extensions"),
             }
         )
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != JSON:
         raise RequestRejectedError(
             415, "Send the request as Content-Type: application/json", "UNSUPPORTED_MEDIA_TYPE"
         )
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
         raise RequestRejectedError(
             413, f"The request body is over {max_body_bytes} bytes", "PAYLOAD_TOO_LARGE"
@@ -230,16 +242,21 @@ class GraphQLEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        if request.method == "GET" and self._graphiql_html is not None and wants_html(request):
+        headers = header_map(scope)
+        if (
+            request.method == "GET"
+            and self._graphiql_html is not None
+            and wants_html(request, headers)
+        ):
             await HTMLResponse(self._graphiql_html)(scope, receive, send)
             return
-        request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        request_id = request_id_from(headers.get(REQUEST_ID_HEADER))
         recording = begin_request(request_id)
         record = current_record()
         assert record is not None
-        with redacting(request.headers.get("authorization")):
+        with redacting(headers.get("authorization")):
             try:
-                response, outcome = await self.handle(request, record)
+                response, outcome = await self.handle(request, headers, record)
             except RequestRejectedError as rejected:
                 response = json_response(
                     error_body(rejected.message, rejected.code), rejected.status
@@ -254,21 +271,24 @@ class GraphQLEndpoint:
                 )
                 outcome = "internal_error"
                 record.error_codes.append(INTERNAL_SERVER_ERROR)
-            response.headers[REQUEST_ID_HEADER] = request_id
+            # Appended, not set: no response has it yet, and setting scans the header list.
+            response.raw_headers.append((REQUEST_ID_HEADER_BYTES, request_id.encode()))
             operation = self._metrics.operation_label(record.operation)
             self._metrics.count_request(operation, outcome, time.perf_counter() - record.started)
             end_request(recording, outcome=outcome, status=response.status_code)
         await response(scope, receive, send)
 
-    async def handle(self, request: Request, record: RequestRecord) -> tuple[Response, str]:
+    async def handle(
+        self, request: Request, headers: dict[str, str], record: RequestRecord
+    ) -> tuple[Response, str]:
         """Answer one GraphQL-over-HTTP request; also say how it went (the outcome)."""
         if request.method not in ("GET", "POST"):
             # Starlette routes HEAD with GET; GraphQL over HTTP has no meaning for it.
             raise RequestRejectedError(
                 405, "Use GET or POST for GraphQL", "METHOD_NOT_ALLOWED", allow="GET, POST"
             )
-        media_type = negotiate(request.headers.get("accept"))
-        params = await read_params(request, self._settings.max_body_bytes)
+        media_type = negotiate(headers.get("accept"))
+        params = await read_params(request, headers, self._settings.max_body_bytes)
         record.operation = params.operation_name or operation_name_in(params.query)
         query, remember = params.query, None
         try:
@@ -286,7 +306,7 @@ class GraphQLEndpoint:
         cache_key = None
         if self._responses is not None and query is not None:
             cache_key = self._responses.key_for(
-                request.headers.get("authorization"),
+                headers.get("authorization"),
                 query,
                 params.variables,
                 params.operation_name,
@@ -296,11 +316,12 @@ class GraphQLEndpoint:
             if cached is not None:
                 record.cache_hits += 1
                 self._metrics.count_cache("response", "hit")
-                body = Response(cached.body, media_type=cached.media_type)
-                body.headers["cache-control"] = NO_STORE
-                return body, "ok"
+                cache_control = {"cache-control": NO_STORE}
+                return Response(
+                    cached.body, headers=cache_control, media_type=cached.media_type
+                ), "ok"
             self._metrics.count_cache("response", "miss")
-        result = await self.execute(request, query, params)
+        result = await self.execute(request, headers.get("authorization"), query, params)
         if remember is not None and query is not None and not is_request_error(result):
             assert self._persisted is not None
             await self._persisted.remember(remember, query)
@@ -319,7 +340,11 @@ class GraphQLEndpoint:
         return response, outcome
 
     async def execute(
-        self, request: Request, query: str | None, params: GraphQLParams
+        self,
+        request: Request,
+        authorization: str | None,
+        query: str | None,
+        params: GraphQLParams,
     ) -> ExecutionResult:
         """Run the operation with this request's context."""
         settings = self._settings
@@ -327,7 +352,7 @@ class GraphQLEndpoint:
         context = RequestContext(
             settings=settings,
             upstream=upstream,
-            authorization_header=request.headers.get("authorization"),
+            authorization_header=authorization,
             deadline=time.monotonic() + settings.request_deadline,
             budget=UpstreamBudget(settings.upstream_call_budget),
         )

@@ -9,11 +9,9 @@ context variable: each request (and the tasks it starts) sees only its own.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import traceback
-from collections.abc import Iterator
 
 REDACTED = "[redacted]"
 _MIN_SECRET_LENGTH = 4  # shorter strings would redact ordinary words
@@ -40,14 +38,22 @@ def redact(text: str, secrets: tuple[str, ...] | None = None) -> str:
     return text
 
 
-@contextlib.contextmanager
-def redacting(authorization: str | None) -> Iterator[None]:
-    """Within this block, log records redact `authorization` and its token."""
-    reset = _secrets.set(secrets_of(authorization))
-    try:
-        yield
-    finally:
-        _secrets.reset(reset)
+class redacting:
+    """Within this block, log records redact `authorization` and its token.
+
+    A class rather than a `contextlib.contextmanager` generator: it runs on every request.
+    """
+
+    def __init__(self, authorization: str | None) -> None:
+        self._secrets = secrets_of(authorization)
+        self._reset: contextvars.Token[tuple[str, ...]] | None = None
+
+    def __enter__(self) -> None:
+        self._reset = _secrets.set(self._secrets)
+
+    def __exit__(self, *_exc: object) -> None:
+        assert self._reset is not None
+        _secrets.reset(self._reset)
 
 
 def install_log_redaction() -> None:
