@@ -20,7 +20,6 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
@@ -106,12 +105,31 @@ def end_request(
     )
 
 
+_second: tuple[int, str] = (-1, "")
+
+
+def utc_timestamp(created: float) -> str:
+    """`created` as RFC 3339 UTC with milliseconds, exactly as
+    `datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")` writes it, with
+    the date and time of the current second formatted once (every request logs a line)."""
+    global _second
+    second = int(created)
+    micros = round((created - second) * 1_000_000)  # datetime's own rounding
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    cached_second, prefix = _second
+    if cached_second != second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second = (second, prefix)
+    return f"{prefix}.{micros // 1000:03d}+00:00"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, extra fields, exception."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": utc_timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

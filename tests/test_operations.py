@@ -13,12 +13,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from gateway.logs import JsonFormatter
+from gateway.logs import JsonFormatter, utc_timestamp
 from gateway.sample_upstream import Grant, SampleUpstream
 from gateway.serving import BackgroundServer
 
@@ -383,3 +386,11 @@ def test_several_workers_share_redis_and_one_metrics_view(
         process.wait(20)
     assert len(seen.seen) == 1
     assert 'gateway_graphql_requests_total{operation="FirstJobs",outcome="ok"} 12.0' in text
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@given(created=st.floats(min_value=0, max_value=4e9) | st.integers(0, 4 * 10**9).map(float))
+async def test_log_times_are_datetimes_iso_form_with_milliseconds(created: float) -> None:
+    """The per-second cached log timestamp is exactly what datetime writes, rounding included."""
+    expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    assert utc_timestamp(created) == expected
