@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import orjson
 from graphql import GraphQLError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.exceptions import MissingQueryError
@@ -199,15 +199,24 @@ async def read_params(
         raise RequestRejectedError(
             413, f"The request body is over {max_body_bytes} bytes", "PAYLOAD_TOO_LARGE"
         )
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_body_bytes:
+    # ASGI messages read directly: a body is almost always one message, used without a copy.
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_body_bytes:
             raise RequestRejectedError(
                 413, f"The request body is over {max_body_bytes} bytes", "PAYLOAD_TOO_LARGE"
             )
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            break
     try:
-        decoded = orjson.loads(body)
+        decoded = orjson.loads(parts[0] if len(parts) == 1 else b"".join(parts))
     except orjson.JSONDecodeError:
         raise RequestRejectedError(400, "The request body is not valid JSON") from None
     if not isinstance(decoded, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,26 @@ async def test_oversized_bodies_are_refused_before_parsing(sample: SampleUpstrea
         assert response.status_code == 413
         assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
     assert len(sample.seen) == 0
+
+
+async def test_a_body_in_several_chunks_is_read_whole(sample: SampleUpstream) -> None:
+    """A body streamed in pieces (no Content-Length) is joined before it is parsed."""
+    body = json.dumps({"query": "{ jobs(first: 2) { nodes { jobId } } }"}).encode()
+
+    async def pieces() -> Any:
+        for start in range(0, len(body), 7):
+            yield body[start : start + 7]
+
+    async with asgi_client(in_process_gateway(sample.app())) as client:
+        streamed = await client.post(
+            "/graphql", content=pieces(), headers={**DEMO_AUTH, "content-type": "application/json"}
+        )
+        whole = await client.post(
+            "/graphql", content=body, headers={**DEMO_AUTH, "content-type": "application/json"}
+        )
+    assert streamed.status_code == 200
+    assert len(streamed.json()["data"]["jobs"]["nodes"]) == 2
+    assert streamed.json() == whole.json()
 
 
 # Six list fields whose sizes come from variables (worst case: 100 rows, 2 aligned blocks each).
