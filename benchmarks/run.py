@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -72,6 +73,8 @@ class Scenario:
     query: str
     cache_ttl: str
     tokens: int = 1
+    workers: int = 1
+    redis: bool = False
 
 
 @dataclass
@@ -193,12 +196,23 @@ def median_figures(runs: list[Figures]) -> Figures:
     )
 
 
-def ensure_wrk() -> None:
-    if shutil.which("wrk"):
-        return
+def ensure_installed(program: str, package: str) -> str:
+    """The path of `program`, installing its Debian package when missing (as root)."""
+    found = shutil.which(program) or shutil.which(program, path="/usr/sbin:/usr/bin")
+    if found:
+        return found
     if os.geteuid() != 0:
-        sys.exit("wrk is needed: apt-get install wrk")
-    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, stdout=subprocess.DEVNULL)
+        sys.exit(f"{program} is needed: apt-get install {package}")
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", package], check=True, stdout=subprocess.DEVNULL
+    )
+    return shutil.which(program) or sys.exit(f"{package} did not install {program}")
+
+
+def workers_peak_rss_mb(pid: int) -> float:
+    """The sum of the peak RSS of `pid`'s child processes (uvicorn's workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sum(peak_rss_mb(int(child)) for child in children) if children else peak_rss_mb(pid)
 
 
 def main() -> None:
@@ -212,19 +226,31 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated scenario names")
     args = parser.parse_args()
     seconds = args.seconds or (2 if args.quick else 10)
-    ensure_wrk()
+    ensure_installed("wrk", "wrk")
     scenarios = [
         Scenario("miss", NARROW_QUERY, "0"),
         Scenario("hit", NARROW_QUERY, "60"),
         Scenario("wide", every_field_query(), "60"),
         Scenario("many-tokens", NARROW_QUERY, "60", tokens=200),
+        # Multi-core: the many-tokens load over the Redis cache, one worker against two.
+        Scenario("redis 1 worker", NARROW_QUERY, "60", tokens=200, workers=1, redis=True),
+        Scenario("redis 2 workers", NARROW_QUERY, "60", tokens=200, workers=2, redis=True),
     ]
     if args.only:
         scenarios = [scenario for scenario in scenarios if scenario.name in args.only.split(",")]
     results: dict[str, Figures] = {}
     upstream_port = free_port()
     fixed_upstream = uvicorn("benchmarks.fixed_upstream:app", upstream_port)
-    with tempfile.TemporaryDirectory() as scratch, process(fixed_upstream):
+    redis_port = free_port()
+    redis = [PYTHON, "-c", "pass"]  # nothing to start unless a scenario uses Redis
+    if any(scenario.redis for scenario in scenarios):
+        redis_server = ensure_installed("redis-server", "redis-server")
+        redis = [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""]
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        process(fixed_upstream),
+        process(redis),
+    ):
         directory = Path(scratch)
         upstream = f"http://127.0.0.1:{upstream_port}"
         wait_for(upstream + "/jobs/v1/")
@@ -241,7 +267,11 @@ def main() -> None:
                 "GATEWAY_PORT": str(port),
                 "GATEWAY_CACHE_TTL": scenario.cache_ttl,
                 "GATEWAY_CACHE_MAX_ENTRIES": "5000",
+                "GATEWAY_WORKERS": str(scenario.workers),
             }
+            if scenario.redis:
+                environ["GATEWAY_CACHE_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+                environ["GATEWAY_CACHE_KEY_SECRET"] = secrets.token_hex(32)
             with process([PYTHON, "-m", "gateway", "serve"], environ) as gateway:
                 url = f"http://127.0.0.1:{port}/graphql"
                 wait_for(f"http://127.0.0.1:{port}/healthz")
@@ -254,7 +284,7 @@ def main() -> None:
                     response_file.write_bytes(first.content)
                 run_wrk(url, script, min(seconds, 2))  # warm-up
                 figures = median_figures([run_wrk(url, script, seconds) for _ in range(args.runs)])
-                figures.rss_mb = peak_rss_mb(gateway.pid)
+                figures.rss_mb = workers_peak_rss_mb(gateway.pid)
                 results[scenario.name] = figures
                 if args.soak and scenario.name == "many-tokens":
                     soak(url, script, args.soak, gateway.pid)
@@ -291,18 +321,22 @@ def report(results: dict[str, Figures], seconds: float, runs: int) -> None:
     ceiling = results.get("ceiling")
     print(f"\n{CONNECTIONS} connections, {runs} runs x {seconds:g} s each, medians")
     print("ratio = requests/s divided by the ceiling's")
-    print(f"{'scenario':<16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'peak RSS MB':>13}{'ratio':>8}")
-    for name in ("upstream direct", "ceiling", "miss", "hit", "wide", "many-tokens"):
+    print(f"{'scenario':<17}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'peak RSS MB':>13}{'ratio':>8}")
+    names = ("upstream direct", "ceiling", "miss", "hit", "wide", "many-tokens")
+    for name in (*names, "redis 1 worker", "redis 2 workers"):
         if name not in results:
             continue
         figures = results[name]
         ratio = f"{figures.rps / ceiling.rps:.2f}" if ceiling else "-"
         rss = f"{figures.rss_mb:.0f}" if figures.rss_mb else "-"
         print(
-            f"{name:<16}{figures.rps:>9.0f}{figures.p50_ms:>9.2f}{figures.p99_ms:>9.2f}{rss:>13}{ratio:>8}"
+            f"{name:<17}{figures.rps:>9.0f}{figures.p50_ms:>9.2f}{figures.p99_ms:>9.2f}{rss:>13}{ratio:>8}"
         )
     if "wide" in results and "miss" in results:
         print(f"wide p99 / miss p99 = {results['wide'].p99_ms / results['miss'].p99_ms:.1f}")
+    if "redis 1 worker" in results and "redis 2 workers" in results:
+        scaling = results["redis 2 workers"].rps / results["redis 1 worker"].rps
+        print(f"2 workers / 1 worker (Redis cache) = {scaling:.2f}")
 
 
 if __name__ == "__main__":
