@@ -22,18 +22,19 @@ _RFC3339 = re.compile(
 
 def checked_timestamp(value: object) -> str:
     """`value` itself if it is an RFC 3339 timestamp with a real date and time; else an error."""
-    if type(value) is str and value in _VALID_TIMESTAMPS:
+    if type(value) is str and value in VALID_TIMESTAMPS:
         return value
     checked = _check_timestamp(value)
-    if len(_VALID_TIMESTAMPS) >= _VALID_TIMESTAMPS_KEPT:
-        _VALID_TIMESTAMPS.clear()
-    _VALID_TIMESTAMPS.add(checked)
+    if len(VALID_TIMESTAMPS) >= VALID_TIMESTAMPS_KEPT:
+        VALID_TIMESTAMPS.clear()
+    VALID_TIMESTAMPS.add(checked)
     return checked
 
 
-# Pages are read again and again, so each distinct valid timestamp is checked once (bounded).
-_VALID_TIMESTAMPS: set[str] = set()
-_VALID_TIMESTAMPS_KEPT = 100_000
+# Pages are read again and again, so each distinct valid timestamp is checked once (bounded;
+# cleared, never replaced, when full: the projection reads this very set).
+VALID_TIMESTAMPS: set[str] = set()
+VALID_TIMESTAMPS_KEPT = 100_000
 
 
 def _check_timestamp(value: object) -> str:
