@@ -1,7 +1,7 @@
 """The gateway's benchmark: throughput, latency and memory against the framework's ceiling.
 
-    .venv/bin/python benchmarks/run.py            # 3 runs x 10 s per scenario (about 4 minutes)
-    .venv/bin/python benchmarks/run.py --quick    # 3 runs x 2 s (under a minute)
+    .venv/bin/python benchmarks/run.py            # 3 runs x 10 s per scenario (about 6 minutes)
+    .venv/bin/python benchmarks/run.py --quick    # 3 runs x 1 s (under a minute)
     .venv/bin/python benchmarks/run.py --soak 60  # also: RSS every 5 s over 60 s of `many-tokens`
 
 Everything runs on 127.0.0.1 and stops by itself: a fixed upstream (precomputed JSON, so it is
@@ -217,15 +217,15 @@ def workers_peak_rss_mb(pid: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Benchmark the gateway against its ceiling.")
-    parser.add_argument("--quick", action="store_true", help="2 s runs: under a minute in all")
+    parser.add_argument("--quick", action="store_true", help="1 s runs: under a minute in all")
     parser.add_argument("--runs", type=int, default=3, help="runs per scenario (median)")
-    parser.add_argument("--seconds", type=float, help="seconds per run (default 10, quick 2)")
+    parser.add_argument("--seconds", type=int, help="whole seconds per run (default 10, quick 1)")
     parser.add_argument(
         "--soak", type=float, default=0, help="seconds of RSS sampling under many-tokens"
     )
     parser.add_argument("--only", help="comma-separated scenario names")
     args = parser.parse_args()
-    seconds = args.seconds or (2 if args.quick else 10)
+    seconds = args.seconds or (1 if args.quick else 10)
     ensure_installed("wrk", "wrk")
     scenarios = [
         Scenario("miss", NARROW_QUERY, "0"),
