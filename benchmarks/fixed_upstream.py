@@ -16,7 +16,8 @@ _ANSWERS: dict[bytes, bytes] = {}
 _HEADERS = [(b"content-type", b"application/json")]
 
 
-def _answer(query: bytes) -> bytes:
+def answer(query: bytes) -> bytes:
+    """The JSON body for a `skip=N&limit=M` query string (computed once per query string)."""
     body = _ANSWERS.get(query)
     if body is None:
         params = dict(part.split(b"=", 1) for part in query.split(b"&") if b"=" in part)
@@ -28,6 +29,6 @@ def _answer(query: bytes) -> bytes:
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
-    body = _answer(scope["query_string"])
+    body = answer(scope["query_string"])
     await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
     await send({"type": "http.response.body", "body": body})

@@ -8,9 +8,11 @@ Everything runs on 127.0.0.1 and stops by itself: a fixed upstream (precomputed 
 never the bottleneck), the gateway (`python -m gateway serve`, one worker, restarted per
 scenario with its settings), and wrk (Debian's, installed with apt-get if missing) with 32
 connections. Each scenario's figures are medians of the runs; peak RSS is the gateway's VmHWM.
-Reference lines, measured in the same run: the upstream called directly, and a plain Starlette
-route answering with the precomputed response (`ceiling`). Ratios are to the ceiling's
-requests/s, since absolute numbers drift on a shared machine.
+Reference lines, measured in the same run: the upstream called directly, a plain Starlette
+route answering with the precomputed response (`ceiling`), and bare Strawberry over the same
+schema with the page in memory (`bare_strawberry.py`, what the issue's `miss` target was set
+against). Ratios are to the ceiling's requests/s, since absolute numbers drift on a shared
+machine.
 
 Scenarios: `miss` (cache off, `jobs(first: 20)` with 15 fields including
 `metadata.currentStep.singleStep`), `hit` (the same with the cache on), `wide` (`jobs(first:
@@ -288,6 +290,14 @@ def main() -> None:
                 results[scenario.name] = figures
                 if args.soak and scenario.name == "many-tokens":
                     soak(url, script, args.soak, gateway.pid)
+        bare_port = free_port()
+        with process(uvicorn("benchmarks.bare_strawberry:app", bare_port)):
+            url = f"http://127.0.0.1:{bare_port}/graphql"
+            wait_for(url, "POST")
+            script = wrk_script(directory, NARROW_QUERY, 1)
+            run_wrk(url, script, min(seconds, 2))
+            runs = [run_wrk(url, script, seconds) for _ in range(args.runs)]
+            results["bare strawberry"] = median_figures(runs)
         if response_file.exists():
             ceiling_port = free_port()
             ceiling = uvicorn("benchmarks.ceiling:app", ceiling_port)
@@ -322,7 +332,7 @@ def report(results: dict[str, Figures], seconds: float, runs: int) -> None:
     print(f"\n{CONNECTIONS} connections, {runs} runs x {seconds:g} s each, medians")
     print("ratio = requests/s divided by the ceiling's")
     print(f"{'scenario':<17}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'peak RSS MB':>13}{'ratio':>8}")
-    names = ("upstream direct", "ceiling", "miss", "hit", "wide", "many-tokens")
+    names = ("upstream direct", "ceiling", "bare strawberry", "miss", "hit", "wide", "many-tokens")
     for name in (*names, "redis 1 worker", "redis 2 workers"):
         if name not in results:
             continue
@@ -334,6 +344,9 @@ def report(results: dict[str, Figures], seconds: float, runs: int) -> None:
         )
     if "wide" in results and "miss" in results:
         print(f"wide p99 / miss p99 = {results['wide'].p99_ms / results['miss'].p99_ms:.1f}")
+    if "bare strawberry" in results and "miss" in results:
+        times = results["miss"].rps / results["bare strawberry"].rps
+        print(f"miss / bare strawberry = {times:.1f}")
     if "redis 1 worker" in results and "redis 2 workers" in results:
         scaling = results["redis 2 workers"].rps / results["redis 1 worker"].rps
         print(f"2 workers / 1 worker (Redis cache) = {scaling:.2f}")
