@@ -5,10 +5,16 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+import aiohttp
+import httpx
 import pytest
+from aiohttp.client_reqrep import ConnectionKey, RequestInfo
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from gateway.errors import UpstreamRateLimitedError, UpstreamUnavailableError
 from gateway.redaction import install_log_redaction, redacting, secrets_of
+from gateway.transport import httpx_error
 from gateway.upstream import ConnectFailedError, body_excerpt, is_retryable, parse_retry_after
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -73,3 +79,34 @@ def test_log_records_redact_the_current_requests_token(caplog: pytest.LogCapture
     assert caplog.text.count("sekrit-123") == 1
     assert "header was [redacted]" in caplog.text
     assert "RuntimeError: failed with [redacted]" in caplog.text
+
+
+_KEY = ConnectionKey("upstream.test", 443, True, True, None, None, None)
+_URL = URL("https://upstream.test/jobs/v1/")
+_INFO = RequestInfo(_URL, "GET", CIMultiDictProxy(CIMultiDict()), _URL)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (aiohttp.ConnectionTimeoutError("connect"), httpx.ConnectTimeout),
+        (aiohttp.SocketTimeoutError("read"), httpx.ReadTimeout),
+        (aiohttp.ServerTimeoutError("read"), httpx.ReadTimeout),
+        (aiohttp.ClientConnectorError(_KEY, OSError(111, "refused")), httpx.ConnectError),
+        (aiohttp.ServerDisconnectedError(), httpx.RemoteProtocolError),
+        (
+            aiohttp.ClientResponseError(_INFO, (), status=400, message="bad"),
+            httpx.RemoteProtocolError,
+        ),
+        (aiohttp.ClientPayloadError("cut short"), httpx.ReadError),
+        (aiohttp.ClientOSError(104, "reset"), httpx.ReadError),
+        (aiohttp.InvalidURL("ftp://upstream.test"), httpx.UnsupportedProtocol),
+        (aiohttp.ClientError("anything else"), httpx.NetworkError),
+    ],
+)
+def test_each_aiohttp_error_becomes_the_httpx_error_of_its_cause(
+    error: Exception, expected: type[httpx.TransportError]
+) -> None:
+    """The transport's table: a timeout while connecting is a connect timeout (retried), a
+    dropped connection is a protocol error (not retried), and so on, never a coarser class."""
+    assert type(httpx_error(error)) is expected
