@@ -290,25 +290,26 @@ def main() -> None:
                 results[scenario.name] = figures
                 if args.soak and scenario.name == "many-tokens":
                     soak(url, script, args.soak, gateway.pid)
-        bare_port = free_port()
-        with process(uvicorn("benchmarks.bare_strawberry:app", bare_port)):
-            url = f"http://127.0.0.1:{bare_port}/graphql"
-            wait_for(url, "POST")
-            script = wrk_script(directory, NARROW_QUERY, 1)
-            run_wrk(url, script, min(seconds, 2))
-            runs = [run_wrk(url, script, seconds) for _ in range(args.runs)]
-            results["bare strawberry"] = median_figures(runs)
+        script = wrk_script(directory, NARROW_QUERY, 1)
+        results["bare strawberry"] = reference(
+            "benchmarks.bare_strawberry:app", {}, script, seconds, args.runs
+        )
         if response_file.exists():
-            ceiling_port = free_port()
-            ceiling = uvicorn("benchmarks.ceiling:app", ceiling_port)
-            with process(ceiling, {"BENCH_RESPONSE_FILE": str(response_file)}):
-                url = f"http://127.0.0.1:{ceiling_port}/graphql"
-                wait_for(url, "POST")
-                script = wrk_script(directory, NARROW_QUERY, 1)
-                run_wrk(url, script, min(seconds, 2))
-                runs = [run_wrk(url, script, seconds) for _ in range(args.runs)]
-                results["ceiling"] = median_figures(runs)
+            environ = {"BENCH_RESPONSE_FILE": str(response_file)}
+            results["ceiling"] = reference(
+                "benchmarks.ceiling:app", environ, script, seconds, args.runs
+            )
     report(results, seconds, args.runs)
+
+
+def reference(app: str, environ: dict[str, str], script: Path, seconds: int, runs: int) -> Figures:
+    """Median figures of a reference ASGI app under uvicorn, answering the narrow query."""
+    port = free_port()
+    with process(uvicorn(app, port), environ):
+        url = f"http://127.0.0.1:{port}/graphql"
+        wait_for(url, "POST")
+        run_wrk(url, script, min(seconds, 2))  # warm-up
+        return median_figures([run_wrk(url, script, seconds) for _ in range(runs)])
 
 
 def soak(url: str, script: Path, seconds: float, pid: int) -> None:
