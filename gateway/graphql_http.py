@@ -39,6 +39,7 @@ from gateway.errors import INTERNAL_SERVER_ERROR
 from gateway.limits import UpstreamBudget
 from gateway.logs import (
     REQUEST_ID_HEADER,
+    REQUEST_ID_HEADER_BYTES,
     RequestRecord,
     begin_request,
     current_record,
@@ -124,7 +125,6 @@ def negotiate(accept: str | None) -> str:
     return JSON
 
 
-REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode()
 _OPERATION_NAME = re.compile(r"^\s*(?:query|mutation|subscription)\s+([A-Za-z_][A-Za-z0-9_]*)")
 
 

@@ -25,6 +25,7 @@ from typing import Any, Final
 import orjson
 
 REQUEST_ID_HEADER: Final = "x-request-id"
+REQUEST_ID_HEADER_BYTES: Final = REQUEST_ID_HEADER.encode()
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 request_logger = logging.getLogger("gateway.request")
 

@@ -66,7 +66,7 @@ from gateway.errors import (
     UpstreamUnavailableError,
 )
 from gateway.limits import UpstreamBudget
-from gateway.logs import REQUEST_ID_HEADER, current_record
+from gateway.logs import REQUEST_ID_HEADER_BYTES, current_record
 from gateway.metrics import Metrics
 from gateway.pagination import aligned_blocks, end_probes, stitch_chunks, upstream_chunks
 from gateway.settings import Settings
@@ -79,7 +79,6 @@ JobJSON = dict[str, Any]
 JOBS_PATH: Final = "/jobs/v1/"
 MY_JOBS_PATH: Final = "/jobs/v1/my/"
 USER_AGENT: Final = f"jobs-graphql-gateway/{__version__}"
-_REQUEST_ID_HEADER: Final = REQUEST_ID_HEADER.encode()
 _EXCERPT_LENGTH: Final = 120
 _ERROR_BODY_BYTES: Final = 4096
 _RETRY_BACKOFF_MAX: Final = 2.0
@@ -598,7 +597,7 @@ class UpstreamClient:
         ]
         record = current_record()
         if record is not None:
-            headers.append((_REQUEST_ID_HEADER, record.request_id.encode()))
+            headers.append((REQUEST_ID_HEADER_BYTES, record.request_id.encode()))
         request = httpx.Request(
             "GET",
             _url(self._base_url + path, tuple(params.items())),
