@@ -303,7 +303,8 @@ class UpstreamClient:
     Requests go straight to the transport, not through an `httpx.AsyncClient`: a client's
     cookie jar would carry one caller's cookies into another's requests (see
     `gateway.transport`). Each request carries exactly: the caller's Authorization, Accept,
-    User-Agent, and the gateway's request id.
+    Accept-Encoding (gzip and deflate, which httpx decodes), User-Agent, and the gateway's
+    request id.
     """
 
     def __init__(

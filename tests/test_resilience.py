@@ -8,6 +8,7 @@ Every test goes through the whole gateway app and counts the upstream calls it c
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import time
 from collections.abc import Callable
@@ -379,6 +380,15 @@ async def test_a_refused_port_is_unavailable() -> None:
     async with asgi_client(app) as client:
         body = await graphql(client, QUERY, headers=AUTH)
     assert only_error(body)["extensions"] == {"code": "UPSTREAM_UNAVAILABLE"}
+
+
+async def test_a_gzipped_answer_is_decoded() -> None:
+    """The gateway asks for gzip or deflate and reads a compressed page as the JSON it holds."""
+    page = gzip.compress(b'[{"jobId": "j1"}, {"jobId": "j2"}]')
+    headers = (("content-type", "application/json"), ("content-encoding", "gzip"))
+    body, upstream = await over_tcp(Fault(body=page, headers=headers))
+    assert body["data"]["jobs"]["nodes"] == [{"jobId": "j1"}, {"jobId": "j2"}]
+    assert b"accept-encoding: gzip, deflate" in upstream.requests[0].lower()
 
 
 async def test_a_cookie_set_for_one_caller_never_travels_with_another() -> None:
