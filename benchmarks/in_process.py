@@ -1,0 +1,152 @@
+"""CPU per GraphQL request in process: the app driven through ASGI, without a server or wrk.
+
+    .venv/bin/python benchmarks/in_process.py              # miss and hit, 3 rounds each
+    .venv/bin/python benchmarks/in_process.py --profile    # and the top of a cProfile of each
+
+The gateway app is called directly with 32 requests in flight (the `run.py` query), against the
+fixed upstream served by uvicorn over TCP on 127.0.0.1. With no HTTP server in the way, the
+figure is the app's own CPU per request (process time / requests), which is steadier than
+requests/s on a shared machine and shows a change of a few microseconds. `miss` runs with the
+cache off; `hit` with it on, so every request after the first is a response-cache hit. The
+collector is tuned as in a serving process (`prepare_serving_process`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import logging
+import os
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvloop
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.run import NARROW_QUERY, free_port, process, uvicorn, wait_for  # noqa: E402
+from gateway.app import create_app  # noqa: E402
+from gateway.logs import configure_logging  # noqa: E402
+from gateway.serving import prepare_serving_process  # noqa: E402
+from gateway.settings import Settings  # noqa: E402
+
+IN_FLIGHT = 32
+BODY = orjson.dumps({"query": NARROW_QUERY})
+
+
+def request_scope(state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"gateway.test"),
+            (b"content-type", b"application/json"),
+            (b"authorization", b"Bearer bench-0"),
+            (b"content-length", str(len(BODY)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": dict(state),
+    }
+
+
+async def measure(upstream: str, cache_ttl: str, requests: int, rounds: int, profile: bool) -> None:
+    settings = Settings.from_env({"GATEWAY_UPSTREAM_URL": upstream, "GATEWAY_CACHE_TTL": cache_ttl})
+    app = create_app(settings)
+    prepare_serving_process()  # as `serve` does, once the app is built
+    state: dict[str, Any] = {}
+    lifespan: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    started = asyncio.Event()
+
+    async def lifespan_send(message: dict[str, Any]) -> None:
+        if message["type"] == "lifespan.startup.complete":
+            started.set()
+
+    await lifespan.put({"type": "lifespan.startup"})
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": state}
+    lifespan_task = asyncio.create_task(app(scope, lifespan.get, lifespan_send))
+    await started.wait()
+
+    async def one() -> None:
+        delivered = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": BODY, "more_body": False}
+            await asyncio.sleep(3600)  # never disconnects
+            raise AssertionError("unreachable")
+
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(request_scope(state), receive, send)
+        if sent[0]["status"] != 200 or b'"errors"' in sent[1]["body"]:
+            raise RuntimeError(f"unexpected answer: {sent[1]['body'][:300]!r}")
+
+    slots = asyncio.Semaphore(IN_FLIGHT)
+
+    async def limited() -> None:
+        async with slots:
+            await one()
+
+    for _ in range(300):  # warm-up: caches, pools, plans
+        await limited()
+    figures = []
+    for round_ in range(rounds):
+        profiler = cProfile.Profile() if profile and round_ == rounds - 1 else None
+        started_cpu = time.process_time()
+        if profiler:
+            profiler.enable()
+        await asyncio.gather(*(limited() for _ in range(requests)))
+        if profiler:
+            profiler.disable()
+        else:
+            figures.append((time.process_time() - started_cpu) / requests * 1e6)
+        if profiler:
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    name = "miss" if cache_ttl == "0" else "hit"
+    runs = " ".join(f"{figure:.1f}" for figure in figures)
+    print(f"{name}: {statistics.median(figures):.1f} µs of CPU per request (rounds: {runs})")
+    await lifespan.put({"type": "lifespan.shutdown"})
+    await lifespan_task
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="CPU per GraphQL request, in process.")
+    parser.add_argument("--profile", action="store_true", help="also print a cProfile of each")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds (median)")
+    args = parser.parse_args()
+    configure_logging("INFO")
+    # The request log lines are written, as by a server, but to /dev/null (as in run.py).
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the run
+
+    port = free_port()
+    with process(uvicorn("benchmarks.fixed_upstream:app", port)):
+        upstream = f"http://127.0.0.1:{port}"
+        wait_for(upstream + "/jobs/v1/")
+        uvloop.run(measure(upstream, "0", 3_000, args.rounds, args.profile))
+        uvloop.run(measure(upstream, "60", 20_000, args.rounds, args.profile))
+
+
+if __name__ == "__main__":
+    main()
