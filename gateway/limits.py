@@ -1,13 +1,23 @@
 """Per-request limits that keep one request from hurting the gateway or the upstream.
 
-Checked before execution, as validation rules (so the cached validation of a repeated document
-checks them once), each failure a request error with its own `extensions.code` and no upstream
-call:
+Checked before graphql-core validates the document (`DocumentLimits.check`, run by
+`gateway.documents`), each failure a request error with its own `extensions.code` and no
+upstream call:
 
 - `QUERY_TOO_DEEP`: selection sets nested deeper than `GATEWAY_MAX_DEPTH`;
 - `TOO_MANY_ALIASES`: more aliased fields than `GATEWAY_MAX_ALIASES`;
+- `TOO_MANY_REPEATED_FIELDS`: one response key selected more than `GATEWAY_MAX_FIELD_REPEATS`
+  times in one selection set, fragments included. graphql-core's overlapping-fields rule
+  compares every pair of fields that share a key, so a thousand copies of one field cost
+  seconds; a real query repeats a key a few times at most (fragments that share `id`);
 - `UPSTREAM_BUDGET_EXCEEDED`: the worst case of upstream calls the operation's list fields can
   cause is above `GATEWAY_UPSTREAM_CALL_BUDGET` (30 aliased `jobs` fields cannot fan out).
+
+The check costs time linear in the document: each fragment is summarised once, in dependency
+order, and every spread of it reuses that summary, so a chain of fragments that each spread the
+next twice (2^n fields once expanded) costs n summaries, not 2^n walks. Counts saturate at
+`_SATURATED`, so such a chain cannot grow huge integers either. Only a document that passes is
+handed to graphql-core's own rules, which are then bounded too.
 
 Token count (`TOO_MANY_TOKENS`) is enforced by the parser, body size (413) by the HTTP layer.
 `UpstreamBudget` counts the calls a request really makes, as a backstop at run time.
@@ -18,20 +28,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from graphql import (
-    ASTValidationRule,
+    DocumentNode,
     FieldNode,
+    FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
     InlineFragmentNode,
     IntValueNode,
     ListValueNode,
+    Node,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationContext,
-    ValidationRule,
     VariableNode,
 )
 
@@ -39,6 +48,7 @@ from gateway.errors import GatewayError
 
 QUERY_TOO_DEEP = "QUERY_TOO_DEEP"
 TOO_MANY_ALIASES = "TOO_MANY_ALIASES"
+TOO_MANY_REPEATED_FIELDS = "TOO_MANY_REPEATED_FIELDS"
 UPSTREAM_BUDGET_EXCEEDED = "UPSTREAM_BUDGET_EXCEEDED"
 
 # Root fields that page through a list the upstream pages, by name.
@@ -47,6 +57,8 @@ LIST_FIELDS = frozenset({"jobs", "myJobs"})
 SINGLE_CALL_FIELDS = frozenset({"workflowJobs", "node", "job"})
 # The longest list totalCount is budgeted for: its end is found in 2 log2(N / cap) + 2 calls.
 COUNTED_LIST_LENGTH = 1_000_000
+# Counts above every configurable limit stop growing here: no limit can be set this high.
+_SATURATED = 1 << 30
 
 
 class UpstreamBudgetExceededError(GatewayError):
@@ -101,12 +113,13 @@ class CallEstimate:
         # An aligned window can straddle one more block than its length alone needs.
         return calls + 1 if self.aligned else calls
 
-    def count_calls(self, upstream_cap: int) -> int:
+    def count_calls(self) -> int:
         """Calls to find the end of a list of up to `COUNTED_LIST_LENGTH` rows."""
-        return 2 * math.ceil(math.log2(COUNTED_LIST_LENGTH / upstream_cap)) + 2
+        return 2 * math.ceil(math.log2(COUNTED_LIST_LENGTH / self.upstream_cap)) + 2
 
-    def field_calls(self, field_node: FieldNode, context: ValidationContext) -> int:
-        """The worst case of upstream calls one root field can cost."""
+    def field_calls(self, field_node: FieldNode, selected: frozenset[str]) -> int:
+        """The worst case of upstream calls one root field can cost; `selected` holds the field
+        names of its selection set (fragments included)."""
         name = field_node.name.value
         if name in SINGLE_CALL_FIELDS:
             return 1
@@ -120,105 +133,211 @@ class CallEstimate:
             return 0
         arguments = {argument.name.value for argument in field_node.arguments or ()}
         counted = "last" in arguments and not {"before", "first"} & arguments
-        counted = counted or any(
-            selection.name.value == "totalCount"
-            for selection in _selections(field_node.selection_set, context, set())
+        counted = counted or "totalCount" in selected
+        return self.calls(self._page_size(field_node)) + (self.count_calls() if counted else 0)
+
+    def _page_size(self, field_node: FieldNode) -> int:
+        """The rows a list field asks for: literal `first`/`last`, or the worst case."""
+        sizes = []
+        for argument in field_node.arguments or ():
+            if argument.name.value not in ("first", "last"):
+                continue
+            value = argument.value
+            if isinstance(value, IntValueNode):
+                sizes.append(min(int(value.value), self.max_page_size))
+            elif isinstance(value, VariableNode):
+                sizes.append(self.max_page_size)
+        return max(sizes) if sizes else self.default_page_size
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What the limits need to know of one selection set, fragments expanded."""
+
+    depth: int = 0
+    """Levels of fields below (introspection fields not counted: their shape is fixed)."""
+    aliases: int = 0
+    """Aliased fields at every level below."""
+    keys: dict[str, int] = field(default_factory=dict)
+    """Response keys of this level and how often each is selected."""
+    names: frozenset[str] = frozenset()
+    """Field names of this level."""
+    calls: int = 0
+    """Worst-case upstream calls of this level's fields, were it the root."""
+    repeated: tuple[int, str] = (0, "")
+    """The most often repeated response key of any one selection set below, and its count."""
+
+
+def _add(a: int, b: int) -> int:
+    return min(a + b, _SATURATED)
+
+
+def _merge(shapes: Iterable[tuple[Shape, int]]) -> Shape:
+    """The shape of selections side by side (each shape `times` times), at one level."""
+    depth = aliases = calls = 0
+    keys: dict[str, int] = {}
+    names: set[str] = set()
+    repeated = (0, "")
+    for shape, times in shapes:
+        depth = max(depth, shape.depth)
+        aliases = _add(aliases, min(shape.aliases * times, _SATURATED))
+        calls = _add(calls, min(shape.calls * times, _SATURATED))
+        for key, count in shape.keys.items():
+            keys[key] = _add(keys.get(key, 0), min(count * times, _SATURATED))
+        names |= shape.names
+        repeated = max(repeated, shape.repeated)
+    if keys:
+        most = max(keys.items(), key=lambda item: item[1])
+        repeated = max(repeated, (most[1], most[0]))
+    return Shape(depth, aliases, keys, frozenset(names), calls, repeated)
+
+
+class _Summaries:
+    """Shapes of a document's selection sets, each fragment summarised once."""
+
+    def __init__(self, document: DocumentNode, estimate: CallEstimate) -> None:
+        self._estimate = estimate
+        self._fragments = {
+            definition.name.value: definition
+            for definition in document.definitions
+            if isinstance(definition, FragmentDefinitionNode)
+        }
+        self._shapes: dict[str, Shape] = {}
+        for name in self._dependency_order():
+            self._shapes[name] = self.shape(self._fragments[name].selection_set)
+
+    def _dependency_order(self) -> list[str]:
+        """Fragment names, each after every fragment it spreads (cycles cut; graphql-core
+        reports them). Iterative: a long chain of fragments must not exhaust the stack."""
+        order: list[str] = []
+        state: dict[str, bool] = {}  # False while being visited, True once ordered
+        for root in self._fragments:
+            if root in state:
+                continue
+            stack = [(root, iter(_spreads(self._fragments[root])))]
+            state[root] = False
+            while stack:
+                name, pending = stack[-1]
+                child = next(pending, None)
+                if child is None:
+                    stack.pop()
+                    state[name] = True
+                    order.append(name)
+                elif child in self._fragments and child not in state:
+                    state[child] = False
+                    stack.append((child, iter(_spreads(self._fragments[child]))))
+        return order
+
+    def shape(self, selection_set: SelectionSetNode | None) -> Shape:
+        """The shape of `selection_set`, with its fragments' shapes looked up, not walked."""
+        if selection_set is None:
+            return Shape()
+        parts: list[tuple[Shape, int]] = []
+        spreads: dict[str, int] = {}
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                parts.append((self._field_shape(selection), 1))
+            elif isinstance(selection, InlineFragmentNode):
+                parts.append((self.shape(selection.selection_set), 1))
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                spreads[name] = spreads.get(name, 0) + 1
+        # A fragment still being summarised (a cycle) or unknown counts as empty.
+        parts += [(self._shapes[name], n) for name, n in spreads.items() if name in self._shapes]
+        return _merge(parts)
+
+    def _field_shape(self, node: FieldNode) -> Shape:
+        below = self.shape(node.selection_set)
+        name = node.name.value
+        key = node.alias.value if node.alias else name
+        depth = 0 if name.startswith("__") else 1 + below.depth
+        return Shape(
+            depth=depth,
+            aliases=_add(below.aliases, node.alias is not None),
+            keys={key: 1},
+            names=frozenset((name,)),
+            calls=self._estimate.field_calls(node, below.names),
+            repeated=below.repeated,
         )
-        return self.calls(_page_size(field_node, self)) + (
-            self.count_calls(self.upstream_cap) if counted else 0
-        )
 
 
-def _selections(
-    selection_set: SelectionSetNode | None, context: ValidationContext, seen: set[str]
-) -> Iterable[FieldNode]:
-    """The fields of `selection_set`, with fragments and inline fragments expanded."""
-    if selection_set is None:
-        return
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            yield selection
-        elif isinstance(selection, InlineFragmentNode):
-            yield from _selections(selection.selection_set, context, seen)
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            fragment = context.get_fragment(name)
-            if fragment is not None and name not in seen:
-                yield from _selections(fragment.selection_set, context, seen | {name})
+def _spreads(fragment: FragmentDefinitionNode) -> list[str]:
+    """Names of the fragments spread anywhere inside `fragment`."""
+    names: list[str] = []
+    pending: list[Node] = [fragment.selection_set]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, FragmentSpreadNode):
+            names.append(node.name.value)
+        elif isinstance(node, SelectionSetNode):
+            pending.extend(node.selections)
+        elif isinstance(node, FieldNode | InlineFragmentNode) and node.selection_set:
+            pending.append(node.selection_set)
+    return names
 
 
-def _depth(selection_set: SelectionSetNode | None, context: ValidationContext, limit: int) -> int:
-    """Depth of the deepest field under `selection_set` (stops counting past `limit`)."""
-    deepest = 0
-    for field_node in _selections(selection_set, context, set()):
-        if field_node.name.value.startswith("__"):
-            continue  # introspection has its own fixed shape
-        below = 0
-        if deepest <= limit:
-            below = _depth(field_node.selection_set, context, limit)
-        deepest = max(deepest, 1 + below)
-        if deepest > limit:
-            break
-    return deepest
+@dataclass(frozen=True, slots=True)
+class DocumentLimits:
+    """The request limits, checked on a parsed document before graphql-core validates it."""
 
+    max_depth: int
+    max_aliases: int
+    max_repeats: int
+    budget: int
+    estimate: CallEstimate
 
-def _aliases(selection_set: SelectionSetNode | None, context: ValidationContext) -> int:
-    count = 0
-    for field_node in _selections(selection_set, context, set()):
-        count += field_node.alias is not None
-        count += _aliases(field_node.selection_set, context)
-    return count
-
-
-def _page_size(field_node: FieldNode, estimate: CallEstimate) -> int:
-    """The rows a list field asks for: literal `first`/`last`, or the worst case."""
-    sizes = []
-    for argument in field_node.arguments or ():
-        if argument.name.value not in ("first", "last"):
-            continue
-        value = argument.value
-        if isinstance(value, IntValueNode):
-            sizes.append(min(int(value.value), estimate.max_page_size))
-        elif isinstance(value, VariableNode):
-            sizes.append(estimate.max_page_size)
-    return max(sizes) if sizes else estimate.default_page_size
-
-
-def limit_rules(
-    *, max_depth: int, max_aliases: int, budget: int, estimate: CallEstimate
-) -> list[type[ASTValidationRule]]:
-    """The validation rules enforcing the request limits."""
-
-    class OperationLimits(ValidationRule):
-        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-            context = self.context
-            name = node.name.value if node.name else "anonymous"
-            if _depth(node.selection_set, context, max_depth) > max_depth:
-                self.report(
-                    f"Operation {name} is nested deeper than {max_depth} levels",
-                    QUERY_TOO_DEEP,
-                    node,
+    def check(self, document: DocumentNode) -> list[GraphQLError]:
+        """The limit errors of `document`'s operations (none: it may be validated)."""
+        try:
+            summaries = _Summaries(document, self.estimate)
+            return [
+                error
+                for definition in document.definitions
+                if isinstance(definition, OperationDefinitionNode)
+                for error in self._operation_errors(
+                    definition, summaries.shape(definition.selection_set)
                 )
-            aliases = _aliases(node.selection_set, context)
-            if aliases > max_aliases:
-                self.report(
-                    f"Operation {name} uses {aliases} aliases; at most {max_aliases} are allowed",
-                    TOO_MANY_ALIASES,
-                    node,
+            ]
+        except RecursionError:
+            # Nested more deeply than the interpreter's stack allows: far past any max_depth.
+            return [
+                GraphQLError(
+                    "The document is nested too deeply", extensions={"code": QUERY_TOO_DEEP}
                 )
-            calls = sum(
-                estimate.field_calls(field_node, context)
-                for field_node in _selections(node.selection_set, context, set())
+            ]
+
+    def _operation_errors(
+        self, node: OperationDefinitionNode, shape: Shape
+    ) -> Iterable[GraphQLError]:
+        name = node.name.value if node.name else "anonymous"
+
+        def error(message: str, code: str) -> GraphQLError:
+            return GraphQLError(message, node, extensions={"code": code})
+
+        if shape.depth > self.max_depth:
+            yield error(
+                f"Operation {name} is nested deeper than {self.max_depth} levels", QUERY_TOO_DEEP
             )
-            if calls > budget:
-                self.report(
-                    f"Operation {name} could need {calls} upstream calls; the budget per "
-                    f"request is {budget}. Ask for fewer or smaller lists per request",
-                    UPSTREAM_BUDGET_EXCEEDED,
-                    node,
-                )
+        if shape.aliases > self.max_aliases:
+            yield error(
+                f"Operation {name} uses {_count(shape.aliases)} aliases; at most "
+                f"{self.max_aliases} are allowed",
+                TOO_MANY_ALIASES,
+            )
+        count, key = shape.repeated
+        if count > self.max_repeats:
+            yield error(
+                f"Operation {name} selects `{key[:64]}` {_count(count)} times in one selection "
+                f"set (fragments included); at most {self.max_repeats} are allowed",
+                TOO_MANY_REPEATED_FIELDS,
+            )
+        if shape.calls > self.budget:
+            yield error(
+                f"Operation {name} could need {_count(shape.calls)} upstream calls; the budget "
+                f"per request is {self.budget}. Ask for fewer or smaller lists per request",
+                UPSTREAM_BUDGET_EXCEEDED,
+            )
 
-        def report(self, message: str, code: str, node: OperationDefinitionNode) -> None:
-            self.report_error(GraphQLError(message, node, extensions={"code": code}))
 
-    return [OperationLimits]
+def _count(value: int) -> str:
+    return "over a billion" if value >= _SATURATED else str(value)

@@ -7,19 +7,14 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxTokensLimiter,
-    ParserCache,
-    ValidationCache,
-)
+from strawberry.extensions import DisableIntrospection
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 
 from gateway import tracing
+from gateway.documents import CheckedDocuments, DocumentCache
 from gateway.error_contract import coded_error
-from gateway.limits import CallEstimate, limit_rules
+from gateway.limits import CallEstimate, DocumentLimits
 from gateway.projection import ProjectingExecutionContext
 from gateway.resolvers import (
     resolve_job,
@@ -94,17 +89,16 @@ def read_json_key(source: Any, name: str) -> object:
     return getattr(source, name)
 
 
-# Distinct documents whose parse and validation are kept: repeated queries skip both.
-_DOCUMENT_CACHE_SIZE = 512
-
-
 class GatewaySchema(strawberry.Schema):
     """The Strawberry schema, every error of whose results carries a code (`error_contract`)."""
+
+    documents: DocumentCache | None = None
+    """The checked documents kept by query text (None without settings: SDL export only)."""
 
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         result = await super().execute(*args, **kwargs)
         # Here rather than in an extension's on_operation: errors raised by extensions while
-        # parsing (ParserCache, MaxTokensLimiter) bypass the extensions' own after-hooks.
+        # parsing bypass the extensions' own after-hooks.
         if result.errors:
             result.errors = [coded_error(error) for error in result.errors]
         return result
@@ -132,28 +126,28 @@ def build_schema(settings: Settings | None = None) -> GatewaySchema:
             aligned=settings.cache_ttl > 0 and settings.cache_block_size > 0,
             upstream_cap=settings.upstream_max_limit,
         )
-        rules = limit_rules(
+        limits = DocumentLimits(
             max_depth=settings.max_depth,
             max_aliases=settings.max_aliases,
+            max_repeats=settings.max_field_repeats,
             budget=settings.upstream_call_budget,
             estimate=estimate,
         )
-        extensions += [
-            partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
-            partial(ParserCache, maxsize=_DOCUMENT_CACHE_SIZE),
-            partial(AddValidationRules, rules),
-            partial(ValidationCache, maxsize=_DOCUMENT_CACHE_SIZE),
-        ]
+        documents = DocumentCache()
+        extensions.append(partial(CheckedDocuments, documents, limits, settings.max_tokens))
         if not settings.introspection:
             extensions.append(DisableIntrospection)
         if settings.tracing:
             extensions.append(tracing.schema_extension())
-    return GatewaySchema(
+    schema = GatewaySchema(
         query=Query,
         config=StrawberryConfig(default_resolver=read_json_key, scalar_map=SCALAR_MAP),
         extensions=extensions,
         execution_context_class=ProjectingExecutionContext,
     )
+    if settings is not None:
+        schema.documents = documents
+    return schema
 
 
 def export_sdl() -> str:

@@ -231,6 +231,12 @@ class Settings:
     max_aliases: int = option(
         15, _non_negative_int, "Most aliased fields in one operation (`TOO_MANY_ALIASES`)."
     )
+    max_field_repeats: int = option(
+        10,
+        _positive_int,
+        "Most times one response key may be selected in one selection set, fragments included "
+        "(`TOO_MANY_REPEATED_FIELDS`).",
+    )
     max_tokens: int = option(
         2000, _positive_int, "Most lexical tokens in one document (`TOO_MANY_TOKENS`)."
     )
