@@ -48,4 +48,10 @@ class RequestContext:
                 "The Authorization header must be `Bearer <token>`; other schemes are not "
                 "accepted by the Jobs API"
             )
+        if not header.isascii() or not header.isprintable():
+            # A bearer token is ASCII (RFC 6750); other bytes could not be forwarded as sent.
+            raise UnauthenticatedError(
+                "The Authorization header holds bytes a bearer token cannot: only printable "
+                "ASCII is accepted"
+            )
         return header

@@ -66,6 +66,13 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        self.upstream_bad_responses = Counter(
+            "gateway_upstream_bad_responses",
+            "Upstream answers that were not what the endpoint documents, by endpoint and reason "
+            "(encoding, too_large, cut_short, not_json, wrong_shape, status).",
+            ["endpoint", "reason"],
+            registry=registry,
+        )
         self.upstream_retries = Counter(
             "gateway_upstream_retries",
             "Upstream attempts retried, by the code of the failure that caused the retry.",

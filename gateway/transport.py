@@ -39,6 +39,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import yarl
 
 _HTTP_1_1 = {"http_version": b"HTTP/1.1"}
 
@@ -85,8 +86,12 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         try:
             answer = await session.request(
                 request.method,
-                str(request.url),
-                headers=[(name.decode(), value.decode()) for name, value in request.headers.raw],
+                # Sent exactly as built: yarl must not re-quote the upstream client's escapes.
+                yarl.URL(str(request.url), encoded=True),
+                headers=[
+                    (name.decode("latin-1"), value.decode("latin-1"))
+                    for name, value in request.headers.raw
+                ],
                 data=request.content or None,
                 allow_redirects=False,
                 timeout=self._timeout(request),

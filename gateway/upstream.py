@@ -36,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
 from urllib.parse import quote
 
 import httpx
@@ -54,6 +54,7 @@ from tenacity.wait import wait_base
 from gateway import __version__
 from gateway.cache import Fetched, PageCache
 from gateway.circuit_breaker import CircuitBreaker, CircuitOpenError
+from gateway.content_decoding import BodyDecoder, ContentDecodingError
 from gateway.errors import (
     BadUserInputError,
     ForbiddenError,
@@ -69,10 +70,12 @@ from gateway.limits import UpstreamBudget
 from gateway.logs import REQUEST_ID_HEADER_BYTES, current_record
 from gateway.metrics import Metrics
 from gateway.pagination import aligned_blocks, end_probes, stitch_chunks, upstream_chunks
+from gateway.redaction import redact_echoes
 from gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+Decoded = TypeVar("Decoded")
 JobJSON = dict[str, Any]
 """One job as the upstream sent it, decoded from JSON but otherwise untouched."""
 
@@ -84,22 +87,62 @@ _ERROR_BODY_BYTES: Final = 4096
 _RETRY_BACKOFF_MAX: Final = 2.0
 _RETRIED_STATUSES: Final = frozenset({502, 503, 504})
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
+_MAX_ID_LENGTH: Final = 200
+_FORBIDDEN_IN_IDS = re.compile(r"[/?#\\\x00-\x1f\x7f]")
 
 
 class ConnectFailedError(UpstreamUnavailableError):
     """Raised when no connection to the upstream could be made: safe to retry."""
 
 
-def body_excerpt(body: bytes, authorization: str) -> str:
-    """A short, printable, token-free excerpt of an upstream body, for error messages."""
-    text = body[: _EXCERPT_LENGTH * 4].decode("utf-8", errors="replace")
-    token = authorization.partition(" ")[2].strip()
-    if token:
-        text = text.replace(token, "[redacted]")
+class BadResponse(UpstreamBadResponseError):
+    """An `UpstreamBadResponseError` that says what was wrong, for metrics (`reason`)."""
+
+    def __init__(self, message: str, reason: str, upstream_status: int | None = None) -> None:
+        super().__init__(message, upstream_status=upstream_status)
+        self.reason = reason
+
+
+def _printable(text: str) -> str:
     text = _UNPRINTABLE.sub(" ", text).strip()
     if len(text) > _EXCERPT_LENGTH:
         text = text[:_EXCERPT_LENGTH].rstrip() + "..."
-    return text or "(empty body)"
+    return text
+
+
+def _token(authorization: str) -> str:
+    return authorization.partition(" ")[2].strip()
+
+
+def log_excerpt(body: bytes, authorization: str) -> str:
+    """A short, printable, token-free excerpt of an upstream body, for the log only."""
+    text = body[: _EXCERPT_LENGTH * 4].decode("utf-8", errors="replace")
+    return _printable(redact_echoes(text, _token(authorization))) or "(empty body)"
+
+
+def upstream_message(body: bytes, authorization: str) -> str | None:
+    """The `message` of a JSON error body, redacted, printable and short: the only upstream
+    text a client ever sees. None when the body has no such string."""
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    message = decoded.get("message") if isinstance(decoded, dict) else None
+    if not isinstance(message, str):
+        return None
+    return _printable(redact_echoes(message[:_ERROR_BODY_BYTES], _token(authorization))) or None
+
+
+def path_segment(value: str, name: str) -> str:
+    """`value` percent-encoded as exactly one URL path segment; `BadUserInputError` (before any
+    call) for an id that could mean another path: empty, `.`, `..`, or holding `/`, `?`, `#`,
+    `\\` or a control character, or longer than 200 characters."""
+    if value in ("", ".", "..") or len(value) > _MAX_ID_LENGTH or _FORBIDDEN_IN_IDS.search(value):
+        raise BadUserInputError(
+            f"`{name}` must be a non-empty id of at most {_MAX_ID_LENGTH} characters, not `.` "
+            "or `..`, without `/`, `?`, `#`, `\\` or control characters"
+        )
+    return quote(value, safe="")
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -144,11 +187,12 @@ def error_for_status(
             "GATEWAY_UPSTREAM_URL is misconfigured",
             upstream_status=status,
         )
-    excerpt = body_excerpt(body, authorization)
+    if status >= 400:
+        logger.info("The Jobs API answered HTTP %d: %s", status, log_excerpt(body, authorization))
+    message = upstream_message(body, authorization)
+    said = f": {message}" if message else f" (HTTP {status})"
     if status in (400, 422):
-        return BadUserInputError(
-            f"The Jobs API refused the request: {excerpt}", upstream_status=status
-        )
+        return BadUserInputError(f"The Jobs API refused the request{said}", upstream_status=status)
     if status == 429:
         return UpstreamRateLimitedError(
             "The Jobs API is rate limiting this token; retry later",
@@ -157,10 +201,14 @@ def error_for_status(
         )
     if status >= 500:
         return UpstreamUnavailableError(
-            f"The Jobs API failed with HTTP {status}", upstream_status=status
+            f"The Jobs API failed with HTTP {status}",
+            upstream_status=status,
+            retry_after=parse_retry_after(headers.get("retry-after")),
         )
-    return UpstreamBadResponseError(
-        f"The Jobs API answered with unexpected HTTP {status}: {excerpt}", upstream_status=status
+    return BadResponse(
+        f"The Jobs API answered with unexpected HTTP {status}{said if message else ''}",
+        "status",
+        upstream_status=status,
     )
 
 
@@ -169,9 +217,12 @@ def decode_json(status: int, body: bytes, authorization: str) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise UpstreamBadResponseError(
-            "The Jobs API answered with a body that is not JSON (or was cut short): "
-            + body_excerpt(body, authorization),
+        logger.info(
+            "The Jobs API sent a body that is not JSON: %s", log_excerpt(body, authorization)
+        )
+        raise BadResponse(
+            "The Jobs API answered with a body that is not JSON (or was cut short)",
+            "not_json",
             upstream_status=status,
         ) from None
 
@@ -180,9 +231,10 @@ def decode_job_list(status: int, body: bytes, authorization: str) -> list[JobJSO
     """The JSON array of a 2xx list response; `UpstreamBadResponseError` for anything else."""
     decoded = decode_json(status, body, authorization)
     if not isinstance(decoded, list):
-        raise UpstreamBadResponseError(
+        raise BadResponse(
             f"The Jobs API answered with a JSON {type(decoded).__name__} where a list of "
             "jobs was expected",
+            "wrong_shape",
             upstream_status=status,
         )
     return decoded
@@ -218,21 +270,23 @@ def decode_single_job(status: int, body: bytes, authorization: str) -> JobJSON |
         return decoded[0] if decoded else None
     if isinstance(decoded, dict):
         return decoded
-    raise UpstreamBadResponseError(
+    raise BadResponse(
         f"The Jobs API answered with a JSON {type(decoded).__name__} where a job was expected",
+        "wrong_shape",
         upstream_status=status,
     )
 
 
 def is_retryable(error: BaseException, retry_after_max: float) -> bool:
-    """Whether a failed GET may be tried again: connect errors, 502/503/504, a 429 we can wait."""
+    """Whether a failed GET may be tried again: connect errors, and 502/503/504 or 429 unless
+    their Retry-After asks for a longer wait than the gateway makes itself."""
     if isinstance(error, ConnectFailedError):
         return True
-    if isinstance(error, UpstreamRateLimitedError):
-        return error.retry_after is None or error.retry_after <= retry_after_max
-    return (
+    if isinstance(error, UpstreamRateLimitedError) or (
         isinstance(error, UpstreamUnavailableError) and error.upstream_status in _RETRIED_STATUSES
-    )
+    ):
+        return error.retry_after is None or error.retry_after <= retry_after_max
+    return False
 
 
 class _StopBeforeDeadline(stop_base):
@@ -246,14 +300,14 @@ class _StopBeforeDeadline(stop_base):
 
 
 class _WaitRetryAfterOrBackoff(wait_base):
-    """Wait what a 429's Retry-After asks for; otherwise exponential back-off with jitter."""
+    """Wait what a Retry-After (429, 503) asks for; otherwise exponential back-off with jitter."""
 
     def __init__(self, backoff: float) -> None:
         self._backoff = wait_random_exponential(multiplier=backoff, max=_RETRY_BACKOFF_MAX)
 
     def __call__(self, retry_state: RetryCallState) -> float:
         error = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(error, UpstreamRateLimitedError) and error.retry_after is not None:
+        if isinstance(error, GatewayError) and error.retry_after is not None:
             return error.retry_after
         return float(self._backoff(retry_state))
 
@@ -421,11 +475,11 @@ class UpstreamClient:
     async def workflow_jobs(self, caller: Caller, workflow_id: str) -> list[JobJSON]:
         """`GET /jobs/v1/workflow/{workflowId}`: every job of one workflow (no paging upstream),
         cached per credential like a page."""
-        path = f"{JOBS_PATH}workflow/{quote(workflow_id, safe='')}"
+        path = f"{JOBS_PATH}workflow/{path_segment(workflow_id, 'workflowId')}"
 
         async def fetch() -> Fetched:
             response = await self.get(caller, path, {}, "workflow_jobs")
-            rows = decode_job_list(response.status, response.body, caller.authorization)
+            rows = self._decoded(decode_job_list, response, caller, "workflow_jobs")
             return Fetched(rows, max_age=self._lifetime(response))
 
         if self._cache is None:
@@ -435,19 +489,18 @@ class UpstreamClient:
 
     async def job_by_id(self, caller: Caller, job_id: str) -> JobJSON | None:
         """`GET /jobs/v1/bson/{jobId}`: one job, or None when the API answers 404."""
-        return await self._single_job(
-            caller, f"{JOBS_PATH}bson/{quote(job_id, safe='')}", "job_by_id"
-        )
+        path = f"{JOBS_PATH}bson/{path_segment(job_id, 'jobId')}"
+        return await self._single_job(caller, path, "job_by_id")
 
     async def job_by_client_id(self, caller: Caller, client_job_id: str) -> JobJSON | None:
         """`GET /jobs/v1/{clientJobId}`: one job, or None when the API answers 404."""
-        path = f"{JOBS_PATH}{quote(client_job_id, safe='')}"
+        path = f"{JOBS_PATH}{path_segment(client_job_id, 'clientJobId')}"
         return await self._single_job(caller, path, "job_by_client_id")
 
     async def _single_job(self, caller: Caller, path: str, endpoint: str) -> JobJSON | None:
         async def fetch() -> Fetched:
             response = await self.get(caller, path, {}, endpoint)
-            job = decode_single_job(response.status, response.body, caller.authorization)
+            job = self._decoded(decode_single_job, response, caller, endpoint)
             return Fetched([job], max_age=self._lifetime(response))
 
         try:
@@ -471,8 +524,22 @@ class UpstreamClient:
     async def _fetch_job_list(self, caller: Caller, path: str, skip: int, limit: int) -> Fetched:
         endpoint = "my_jobs_list" if path == MY_JOBS_PATH else "jobs_list"
         response = await self.get(caller, path, {"skip": skip, "limit": limit}, endpoint)
-        rows = decode_job_list(response.status, response.body, caller.authorization)
+        rows = self._decoded(decode_job_list, response, caller, endpoint)
         return Fetched(rows, max_age=self._lifetime(response))
+
+    def _decoded(
+        self,
+        decode: Callable[[int, bytes, str], Decoded],
+        response: UpstreamResponse,
+        caller: Caller,
+        endpoint: str,
+    ) -> Decoded:
+        """`decode` applied to a 2xx answer; a bad one is counted before it is raised."""
+        try:
+            return decode(response.status, response.body, caller.authorization)
+        except BadResponse as error:
+            self._metrics.upstream_bad_responses.labels(endpoint, error.reason).inc()
+            raise
 
     def _lifetime(self, response: UpstreamResponse) -> float | None:
         shared = self._cache is not None and self._cache.shared
@@ -542,6 +609,8 @@ class UpstreamClient:
         except GatewayError as error:
             if error.upstream_status is not None:
                 status_class = f"{error.upstream_status // 100}xx"
+            if isinstance(error, BadResponse):
+                self._metrics.upstream_bad_responses.labels(endpoint, error.reason).inc()
             raise
         else:
             status_class = f"{response.status // 100}xx"
@@ -633,24 +702,56 @@ class UpstreamClient:
 
     @staticmethod
     async def _read(response: httpx.Response, limit: int, *, truncate: bool) -> bytes:
-        """The body, at most `limit` bytes.
+        """The body with its Content-Encoding undone, at most `limit` bytes once decoded.
 
-        With `truncate` (error bodies, read only for an excerpt) whatever arrived is enough;
-        without it a body over `limit`, cut short or stalled is an error.
+        Decoding is bounded piece by piece (`gateway.content_decoding`), so a compressed bomb
+        costs at most `limit` plus one piece of memory before it is refused (twice `limit` for
+        an accepted body, while its pieces are joined), and the loop gets a turn between
+        pieces. With `truncate` (error bodies, read only for an excerpt) whatever arrived and
+        decoded is enough; without it a body over `limit`, undecodable, cut short or stalled
+        is an error.
         """
-        parts: list[bytes] = []
+        status = response.status_code
+        pieces: list[bytes] = []
         size = 0
+
+        def fits(piece: bytes) -> bool:
+            """Whether `piece` fits under the limit (kept, if so); the limit is checked before a
+            piece is kept, so the pieces never hold more than `limit` bytes."""
+            nonlocal size
+            if size + len(piece) <= limit:
+                pieces.append(piece)
+                size += len(piece)
+                return True
+            if truncate:
+                pieces.append(piece[: limit - size])
+                return False
+            raise BadResponse(
+                f"The Jobs API sent a response larger than {limit} bytes",
+                "too_large",
+                upstream_status=status,
+            )
+
         try:
-            async for part in response.aiter_bytes():
-                parts.append(part)
-                size += len(part)
-                if size > limit:
-                    if truncate:
-                        break
-                    raise UpstreamBadResponseError(
-                        f"The Jobs API sent a response larger than {limit} bytes",
-                        upstream_status=response.status_code,
-                    )
+            decoder = BodyDecoder(response.headers.get("content-encoding"))
+            # The transport's raw stream: httpx's own readers would inflate it unbounded.
+            async for chunk in cast(httpx.AsyncByteStream, response.stream):
+                decoded = (chunk,) if decoder.identity else decoder.feed(chunk)
+                for count, piece in enumerate(decoded):
+                    if count:
+                        await asyncio.sleep(0)  # a large inflation: let others run
+                    if not fits(piece):
+                        return b"".join(pieces)
+            for piece in decoder.finish():
+                if not fits(piece):
+                    return b"".join(pieces)
+        except ContentDecodingError as error:
+            if not truncate:
+                raise BadResponse(
+                    f"The Jobs API sent a body that could not be decoded: {error}",
+                    "encoding",
+                    upstream_status=status,
+                ) from None
         except httpx.TimeoutException:
             if not truncate:
                 raise UpstreamTimeoutError(
@@ -658,8 +759,10 @@ class UpstreamClient:
                 ) from None
         except httpx.TransportError as error:
             if not truncate:
-                raise UpstreamBadResponseError(
+                raise BadResponse(
                     f"The Jobs API's answer was cut short ({type(error).__name__})",
-                    upstream_status=response.status_code,
+                    "cut_short",
+                    upstream_status=status,
                 ) from None
-        return b"".join(parts)[:limit]
+        # One piece (the usual page) is returned as it is; several are joined once.
+        return b"".join(pieces)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import logging
 import time
+import tracemalloc
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -127,15 +130,48 @@ async def test_each_upstream_outcome_has_its_code_and_retry_policy(
     assert len(upstream.calls) == calls
 
 
-async def test_messages_explain_and_quote_only_a_short_sanitized_excerpt() -> None:
-    """A 404 blames the base URL; a bad body is quoted briefly, printable, and without the token."""
+async def test_messages_explain_and_quote_no_upstream_body() -> None:
+    """A 404 blames the base URL; a body that is not a JSON error reaches the client not at all."""
     error = only_error(await run(Scripted(httpx.Response(404))))
     assert "GATEWAY_UPSTREAM_URL is misconfigured" in error["message"]
     echo = f"<html>\n\x00{TOKEN} " + "x" * 5000 + "</html>"
-    error = only_error(await run(Scripted(httpx.Response(200, text=echo))))
-    assert "[redacted]" in error["message"]
-    assert len(error["message"]) < 250
-    assert "\x00" not in error["message"]
+    for status in (200, 400, 418):
+        error = only_error(await run(Scripted(httpx.Response(status, text=echo))))
+        assert "html" not in error["message"]
+        assert "xxx" not in error["message"]
+    error = only_error(await run(Scripted(httpx.Response(400, json={"message": "skip < 0"}))))
+    assert error["message"] == "The Jobs API refused the request: skip < 0"
+
+
+def echoes(token: str) -> list[str]:
+    """The ways an upstream has been seen to echo a token back."""
+    return [
+        json.dumps({"message": f"bad token {token}"}).replace("/", "\\/"),  # JSON's \/
+        json.dumps({"message": f"bad token {token}"}, ensure_ascii=True).replace("+", "\\u002B"),
+        json.dumps({"message": "bad token " + token.replace(".", "%2E").replace("/", "%2F")}),
+        json.dumps({"message": "x" * 95 + token}),  # cut off by the 120-character window
+        f"Authorization: Bearer {token} was refused",  # not JSON at all
+    ]
+
+
+@pytest.mark.parametrize("index", range(5))
+async def test_no_echo_of_the_token_reaches_client_or_log(
+    index: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever form an upstream 4xx echoes the token in, neither the client's message nor the
+    debug log holds 10 of its characters in a row."""
+    token = "tok3n+abc/def.ghi_jkl-mno.pqr"
+    body = echoes(token)[index]
+    caplog.set_level(logging.DEBUG)
+    upstream = Scripted(httpx.Response(400, text=body))
+    async with asgi_client(in_process_gateway(upstream.transport(), **FAST)) as client:
+        answer = await graphql(client, QUERY, headers={"authorization": f"Bearer {token}"})
+    (error,) = answer["errors"]
+    seen = error["message"] + "\n" + caplog.text
+    unescaped = seen.replace("\\", "").replace("%2F", "/").replace("%2E", ".")
+    for start in range(len(token) - 9):
+        assert token[start : start + 10] not in unescaped
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
 
 
 async def test_retries_recover_from_transient_failures() -> None:
@@ -426,3 +462,118 @@ async def test_the_token_never_reaches_a_log_line_or_an_error(
     assert "[redacted]" in caplog.text
     assert TOKEN not in caplog.text
     assert all(TOKEN not in str(response) for response in responses)
+
+
+# Hostile upstreams: encodings, bombs, Retry-After on 503.
+
+
+async def test_a_corrupt_encoding_is_a_bad_response_and_counted() -> None:
+    """A 200 that says gzip but is not: UPSTREAM_BAD_RESPONSE (not an internal error), counted
+    by reason in gateway_upstream_bad_responses_total."""
+    headers = (("content-type", "application/json"), ("content-encoding", "gzip"))
+    with FaultyUpstream([Fault(body=b"\x1f\x8b\x08\x00garbage" * 10, headers=headers)]) as upstream:
+        app = network_gateway(upstream.url, **FAST)
+        async with asgi_client(app) as client:
+            body = await graphql(client, QUERY, headers=AUTH)
+            metrics = (await client.get("/metrics")).text
+    error = only_error(body)
+    assert error["extensions"] == {"code": "UPSTREAM_BAD_RESPONSE", "upstreamStatus": 200}
+    assert "could not be decoded" in error["message"]
+    assert (
+        'gateway_upstream_bad_responses_total{endpoint="jobs_list",reason="encoding"} 1.0'
+        in metrics
+    )
+
+
+@pytest.mark.parametrize("encoding", ["br", "gzip, zstd"])
+async def test_an_encoding_not_asked_for_is_a_bad_response(encoding: str) -> None:
+    """The gateway asks for gzip or deflate; anything else it cannot read is coded, not a 500."""
+    headers = (("content-type", "application/json"), ("content-encoding", encoding))
+    body, _ = await over_tcp(Fault(body=b"[]", headers=headers))
+    assert only_error(body)["extensions"]["code"] == "UPSTREAM_BAD_RESPONSE"
+
+
+def gzip_bomb(decoded_bytes: int) -> bytes:
+    """`decoded_bytes` of spaces, gzipped (about a thousandth of the size)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    block = b" " * (1 << 20)
+    parts = [packer.compress(block) for _ in range(decoded_bytes >> 20)]
+    return b"".join(parts) + packer.flush()
+
+
+async def test_a_gzip_bomb_is_stopped_at_the_limit_without_blocking_the_loop() -> None:
+    """256 MiB of spaces in 256 KB of gzip, limit 1 MiB: refused as too large, with at most
+    twice the limit allocated while reading, and the event loop never held for long."""
+    bomb = gzip_bomb(256 << 20)
+    headers = (("content-type", "application/json"), ("content-encoding", "gzip"))
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.001)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    with FaultyUpstream([Fault(body=bomb, headers=headers)]) as upstream:
+        app = network_gateway(upstream.url, **FAST, upstream_max_bytes=1 << 20)
+        async with asgi_client(app) as client:
+            tick = asyncio.ensure_future(ticker())
+            tracemalloc.start()
+            try:
+                body = await graphql(client, QUERY, headers=AUTH)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+                tick.cancel()
+    error = only_error(body)
+    assert error["extensions"] == {"code": "UPSTREAM_BAD_RESPONSE", "upstreamStatus": 200}
+    assert "larger than 1048576 bytes" in error["message"]
+    assert peak < 2 * (1 << 20) + len(bomb), peak
+    assert max(gaps) < 0.25
+
+
+async def test_deflate_with_and_without_its_zlib_wrapper_is_read() -> None:
+    """`deflate` is zlib-wrapped by the RFC and raw from some servers: both decode."""
+    page = b'[{"jobId": "j1"}]'
+    raw = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    for encoded in (zlib.compress(page), raw.compress(page) + raw.flush()):
+        headers = (("content-type", "application/json"), ("content-encoding", "deflate"))
+        body, _ = await over_tcp(Fault(body=encoded, headers=headers))
+        assert body["data"]["jobs"]["nodes"] == [{"jobId": "j1"}]
+
+
+async def test_a_long_retry_after_on_503_fails_at_once_with_retry_after() -> None:
+    """503 with Retry-After: 120 is not retried at 0.1 s: the caller gets retryAfter at once."""
+    upstream = Scripted(httpx.Response(503, headers={"retry-after": "120"}))
+    started = time.monotonic()
+    error = only_error(await run(upstream))
+    assert error["extensions"] == {
+        "code": "UPSTREAM_UNAVAILABLE",
+        "upstreamStatus": 503,
+        "retryAfter": 120.0,
+    }
+    assert len(upstream.calls) == 1
+    assert time.monotonic() - started < 1
+
+
+async def test_a_short_retry_after_on_503_is_waited_out() -> None:
+    """503 with Retry-After: 0.4, then 200: the retry comes after the 0.4 s asked for."""
+    upstream = Scripted(
+        httpx.Response(503, headers={"retry-after": "0.4"}),
+        httpx.Response(200, json=[{"jobId": "a"}]),
+    )
+    body = await run(upstream)
+    assert body["data"]["jobs"]["nodes"] == [{"jobId": "a"}]
+    assert upstream.times[1] - upstream.times[0] >= 0.4
+
+
+async def test_a_retry_after_past_the_deadline_fails_at_once() -> None:
+    """A wait the request's deadline cannot afford is not begun: retryAfter goes to the caller."""
+    upstream = Scripted(httpx.Response(503, headers={"retry-after": "3"}))
+    started = time.monotonic()
+    error = only_error(await run(upstream, request_deadline=1))
+    assert error["extensions"]["retryAfter"] == 3.0
+    assert len(upstream.calls) == 1
+    assert time.monotonic() - started < 1

@@ -13,9 +13,15 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from gateway.errors import UpstreamRateLimitedError, UpstreamUnavailableError
-from gateway.redaction import install_log_redaction, redacting, secrets_of
+from gateway.redaction import install_log_redaction, redact_echoes, redacting, secrets_of
 from gateway.transport import httpx_error
-from gateway.upstream import ConnectFailedError, body_excerpt, is_retryable, parse_retry_after
+from gateway.upstream import (
+    ConnectFailedError,
+    is_retryable,
+    log_excerpt,
+    parse_retry_after,
+    upstream_message,
+)
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -37,17 +43,65 @@ def test_retry_after_in_both_forms(header: str | None, seconds: float | None) ->
     assert parse_retry_after(header, now=NOW) == seconds
 
 
-def test_body_excerpts_are_short_printable_and_token_free() -> None:
+def test_log_excerpts_are_short_printable_and_token_free() -> None:
     """At most 120 characters, control bytes folded, the token replaced."""
-    excerpt = body_excerpt(b"<html>\x00\x1b[31m tok3n-value " + b"y" * 900, "Bearer tok3n-value")
+    excerpt = log_excerpt(b"<html>\x00\x1b[31m tok3n-value " + b"y" * 900, "Bearer tok3n-value")
     assert "tok3n" not in excerpt
     assert "\x00" not in excerpt
     assert len(excerpt) <= 123
-    assert body_excerpt(b"", "Bearer x") == "(empty body)"
+    assert log_excerpt(b"", "Bearer x") == "(empty body)"
+
+
+TOKEN = "eyJhbGciOi+JIUzI1/NiJ9.payload-part.sig_nature"
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        TOKEN,
+        TOKEN.replace("/", "\\/"),  # JSON's optional escape of /
+        TOKEN.replace("+", "\\u002B").replace("J", "\\u004a"),  # JSON \u escapes, either case
+        TOKEN.replace("/", "%2F").replace("+", "%2b"),  # percent-encoded
+        TOKEN[:17],  # cut off by an excerpt window
+        TOKEN[-12:],  # the end of it
+    ],
+)
+def test_echoes_of_the_token_are_masked_in_every_encoding(echo: str) -> None:
+    """The token, escaped, encoded or any run of 10 of its characters, never survives."""
+    text = f'{{"message": "bad token {echo} here"}}'
+    redacted = redact_echoes(text, TOKEN)
+    assert "[redacted]" in redacted
+    assert redacted.startswith('{"message": "bad token ')
+    assert redacted.endswith(' here"}')
+    for start in range(len(TOKEN) - 9):
+        assert TOKEN[start : start + 10] not in redacted.replace("\\", "").replace("%2F", "/")
+
+
+def test_short_runs_and_other_text_are_kept() -> None:
+    """Nine characters of the token, and text that shares none, are left alone."""
+    assert redact_echoes("id eyJhbGciO ok", TOKEN) == "id eyJhbGciO ok"
+    assert redact_echoes("\\u00zz %zz \\", TOKEN) == "\\u00zz %zz \\"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"message": "skip must be a number"}', "skip must be a number"),
+        (b'{"message": "token ' + TOKEN.encode() + b' is bad"}', "token [redacted] is bad"),
+        (b'{"message": 42}', None),
+        (b'{"error": "not the message key"}', None),
+        (b"<html>skip must be a number</html>", None),
+        (b'["message"]', None),
+    ],
+)
+def test_only_a_json_message_reaches_a_client(body: bytes, message: str | None) -> None:
+    """An upstream body reaches the client only as the redacted `message` of a JSON object."""
+    assert upstream_message(body, f"Bearer {TOKEN}") == message
 
 
 def test_the_retry_policy() -> None:
-    """Connect failures, 502/503/504 and waitable 429s are retried; nothing else."""
+    """Connect failures, and 502/503/504 and 429s whose Retry-After the gateway may wait out,
+    are retried; nothing else."""
     assert is_retryable(ConnectFailedError("x"), 5)
     for status, expected in ((502, True), (503, True), (504, True), (500, False), (None, False)):
         assert is_retryable(UpstreamUnavailableError("x", upstream_status=status), 5) is expected
@@ -55,6 +109,8 @@ def test_the_retry_policy() -> None:
     assert is_retryable(UpstreamRateLimitedError("x", upstream_status=429, retry_after=5), 5)
     assert not is_retryable(UpstreamRateLimitedError("x", upstream_status=429, retry_after=6), 5)
     assert not is_retryable(ValueError("x"), 5)
+    assert is_retryable(UpstreamUnavailableError("x", upstream_status=503, retry_after=5), 5)
+    assert not is_retryable(UpstreamUnavailableError("x", upstream_status=503, retry_after=6), 5)
 
 
 def test_secrets_of_an_authorization_header() -> None:
