@@ -60,7 +60,11 @@ async def _http_error(_request: Request, error: Exception) -> Response:
 
 
 class GatewayApp(Starlette):
-    """Starlette, with `/graphql` sent straight to its endpoint.
+    """Starlette, with oversized heads refused and `/graphql` sent straight to its endpoint.
+
+    Every HTTP request's headers are measured first: over `GATEWAY_MAX_HEADER_BYTES` in all is
+    431, a query string over `GATEWAY_MAX_BODY_BYTES` is 414, before anything reads them (the
+    connection protocol, `gateway.http_protocol`, has already bounded what was buffered).
 
     Every GraphQL request skips the middleware stack and router, which only pass it on: the
     endpoint answers its own errors (every method, JSON bodies, 405 with Allow), and CORS, when
@@ -69,16 +73,34 @@ class GatewayApp(Starlette):
     lifespan) goes through Starlette as usual.
     """
 
-    def __init__(self, graphql: ASGIApp, **options: Any) -> None:
+    def __init__(self, graphql: ASGIApp, settings: Settings, **options: Any) -> None:
         super().__init__(**options)
         self._graphql = graphql
+        self._max_header_bytes = settings.max_header_bytes
+        self._max_query_bytes = settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == GRAPHQL_PATH:
-            scope["app"] = self
-            await self._graphql(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+            if scope["path"] == GRAPHQL_PATH:
+                scope["app"] = self
+                await self._graphql(scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        """The answer to a request whose head is over the limits, if it is."""
+        size = sum(len(name) + len(value) for name, value in scope["headers"])
+        if size > self._max_header_bytes:
+            message = f"The request headers are over {self._max_header_bytes} bytes"
+            return json_response(error_body(message, "REQUEST_HEADER_FIELDS_TOO_LARGE"), 431)
+        if len(scope.get("query_string", b"")) > self._max_query_bytes:
+            message = f"The query string is over {self._max_query_bytes} bytes; use POST"
+            return json_response(error_body(message, "URI_TOO_LONG"), 414)
+        return None
 
 
 def create_app(
@@ -184,6 +206,7 @@ def create_app(
         graphql_app = cors(endpoint)
     app = GatewayApp(
         graphql_app,
+        settings,
         routes=routes,
         middleware=middleware,
         exception_handlers={HTTPException: _http_error},

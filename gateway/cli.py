@@ -19,7 +19,7 @@ from gateway.graphiql import BUNDLED_ASSETS_DIR, fetch_assets
 from gateway.logs import configure_logging
 from gateway.sample_upstream import DEMO_TOKEN, SampleUpstream
 from gateway.schema import export_sdl
-from gateway.serving import BackgroundServer, prepare_serving_process
+from gateway.serving import BackgroundServer, prepare_serving_process, uvicorn_options
 from gateway.settings import ENV_PREFIX, Settings, SettingsError
 
 DEMO_QUERY = (
@@ -76,6 +76,7 @@ def _serve(settings: Settings, environ: Mapping[str, str]) -> None:
         "access_log": False,  # one line per GraphQL request is logged by the gateway itself
         "proxy_headers": False,
         "timeout_graceful_shutdown": settings.shutdown_grace,
+        **uvicorn_options(settings),
     }
     if settings.workers == 1:
         app = create_app(settings)

@@ -273,6 +273,11 @@ class GraphQLEndpoint:
                 response.headers.update(rejected.headers)
                 outcome = "rejected"
                 record.error_codes.append(rejected.code)
+            except ClientDisconnect:
+                # The client's doing (an aborted upload, a closed tab): nothing to answer.
+                logger.info("The client went away before its request was read")
+                response = json_response(error_body("Client disconnected", "BAD_REQUEST"), 400)
+                outcome = "client_disconnect"
             except Exception:
                 logger.exception("Unexpected error outside GraphQL execution")
                 response = json_response(

@@ -42,7 +42,7 @@ class Metrics:
         self.graphql_requests = Counter(
             "gateway_graphql_requests",
             "GraphQL requests by operation name and outcome "
-            "(ok, field_error, request_error, rejected).",
+            "(ok, field_error, request_error, rejected, client_disconnect, internal_error).",
             ["operation", "outcome"],
             registry=registry,
         )

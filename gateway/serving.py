@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import threading
 import time
 from collections.abc import AsyncIterator
 from types import TracebackType
+from typing import Any
 
 import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.http_protocol import ConnectionLimits, GuardedHttpToolsProtocol
+from gateway.settings import Settings
 
 # A young-generation collection every 10,000 net allocations instead of 700. One cache miss
 # decodes and projects a few thousand objects, so the default collected several times per
@@ -20,6 +25,25 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 # again. Measured in process on a `jobs(first: 20)` miss: 965-1095 µs of CPU per request with
 # the defaults, 800-870 µs with this and the freeze.
 _YOUNG_THRESHOLD = 10_000
+
+
+# A request line's own words (method, path, version) on top of its query string.
+_REQUEST_LINE_OVERHEAD = 1024
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for serving the gateway: its connection bounds (`http_protocol`),
+    connection cap and keep-alive time, from `settings`. `serve`, the demo and the tests'
+    real servers all use these."""
+    limits = ConnectionLimits(
+        max_head_bytes=settings.max_header_bytes + settings.max_body_bytes + _REQUEST_LINE_OVERHEAD,
+        read_timeout=settings.client_timeout,
+    )
+    return {
+        "http": functools.partial(GuardedHttpToolsProtocol, limits=limits),
+        "limit_concurrency": settings.max_connections,
+        "timeout_keep_alive": settings.keepalive_timeout,
+    }
 
 
 def prepare_serving_process() -> None:
@@ -38,12 +62,27 @@ class BackgroundServer:
     """A uvicorn server on its own thread and event loop, started and stopped as a context.
 
     Bind port 0 to get a free port; `url` says which one was taken. Used for the demo's sample
-    upstream, and by the tests for real servers on real sockets.
+    upstream, and by the tests for real servers on real sockets; given the gateway's `settings`,
+    it serves with the same connection bounds as `serve`.
     """
 
-    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        settings: Settings | None = None,
+    ) -> None:
+        options = uvicorn_options(settings) if settings is not None else {}
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            **options,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="uvicorn", daemon=True)

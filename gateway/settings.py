@@ -243,6 +243,28 @@ class Settings:
     max_body_bytes: int = option(
         65536, _positive_int, "Largest request body in bytes; larger is HTTP 413 before parsing."
     )
+    max_header_bytes: int = option(
+        16384,
+        _positive_int,
+        "Largest total of request header names and values, in bytes; larger is HTTP 431 "
+        "(`REQUEST_HEADER_FIELDS_TOO_LARGE`) with nothing forwarded. A GET's query string may be "
+        "up to `GATEWAY_MAX_BODY_BYTES` (else 414).",
+    )
+    client_timeout: float = option(
+        10.0,
+        _positive_float,
+        "Seconds a client may take to send one request, headers and body; a slower one gets 408 "
+        "(`REQUEST_TIMEOUT`) or has its connection closed.",
+    )
+    keepalive_timeout: float = option(
+        5.0, _positive_float, "Seconds an idle keep-alive connection is kept open."
+    )
+    max_connections: int = option(
+        1000,
+        _positive_int,
+        "Most connections (or requests in flight) one process serves at once; past it uvicorn "
+        "answers 503.",
+    )
     upstream_call_budget: int = option(
         40,
         _positive_int,

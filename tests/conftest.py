@@ -119,8 +119,8 @@ def seen(sample_upstream: SampleUpstream) -> SampleUpstream:
 @pytest.fixture(scope="session")
 def gateway_server(sample_server: BackgroundServer) -> Iterator[BackgroundServer]:
     """A real uvicorn gateway on a loopback socket, talking to the sample upstream over TCP."""
-    app = create_app(make_settings(sample_server.url))
-    with BackgroundServer(app) as server:
+    settings = make_settings(sample_server.url)
+    with BackgroundServer(create_app(settings), settings=settings) as server:
         yield server
 
 

@@ -8,17 +8,28 @@ exactly the path the gateway meant, checked with hypothesis over a real socket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
+import socket
 import time
+import tracemalloc
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.app import create_app
 from gateway.circuit_breaker import CircuitBreaker
+from gateway.http_protocol import ConnectionLimits
 from gateway.limits import UpstreamBudget
-from gateway.sample_upstream import SampleUpstream
+from gateway.sample_upstream import DEMO_TOKEN, SampleUpstream
+from gateway.serving import BackgroundServer, uvicorn_options
 from gateway.transport import UpstreamTransport
 from gateway.upstream import Caller, UpstreamClient
 
@@ -125,3 +136,148 @@ async def test_a_plain_ascii_token_still_works(sample: SampleUpstream) -> None:
         body = await graphql(client, "{ jobs(first: 1) { nodes { jobId } } }", headers=DEMO_AUTH)
     assert "errors" not in body
     assert len(sample.seen) == 1
+
+
+# Connections: bloated heads, slow clients, aborted uploads, over a real uvicorn socket.
+
+
+@contextlib.contextmanager
+def guarded_gateway(
+    upstream_url: str = "http://127.0.0.1:9", **overrides: object
+) -> Iterator[BackgroundServer]:
+    """A real gateway served with `serve`'s connection bounds (`uvicorn_options`)."""
+    settings = make_settings(upstream_url, **overrides)
+    with BackgroundServer(create_app(settings), settings=settings) as server:
+        yield server
+
+
+def exchange(port: int, data: bytes, *, close_after_send: bool = False) -> bytes:
+    """Send `data` on a fresh connection and read until the server closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        with contextlib.suppress(OSError):  # the server may close before all is sent
+            connection.sendall(data)
+        if close_after_send:
+            return b""
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+        return received
+
+
+def status_and_body(answer: bytes) -> tuple[int, dict[str, Any]]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), json.loads(body)
+
+
+def graphql_post(headers: str = "", body: bytes = b'{"query": "{ __typename }"}') -> bytes:
+    return (
+        f"POST /graphql HTTP/1.1\r\nhost: gateway\r\nconnection: close\r\n"
+        f"content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n{headers}\r\n"
+    ).encode() + body
+
+
+def test_a_huge_header_is_431_and_never_buffered_or_forwarded(
+    sample_server: BackgroundServer, seen: SampleUpstream
+) -> None:
+    """32 concurrent requests with a 4 MB Authorization header: each gets 431 in the JSON
+    error shape, the upstream sees none, and the server allocates far less than they sent."""
+    huge = graphql_post(f"authorization: Bearer {'x' * (4 << 20)}\r\n")
+    with guarded_gateway(sample_server.url) as gateway:
+        tracemalloc.start()
+        try:
+            with ThreadPoolExecutor(32) as pool:
+                answers = list(pool.map(lambda _: exchange(gateway.port, huge), range(32)))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    for answer in answers:
+        status, body = status_and_body(answer)
+        assert status == 431
+        assert body["errors"][0]["extensions"]["code"] == "REQUEST_HEADER_FIELDS_TOO_LARGE"
+    assert not seen.seen
+    assert peak < 32 << 20, peak  # they sent 128 MiB
+
+
+def test_headers_over_the_setting_are_431_before_the_endpoint(
+    sample_server: BackgroundServer, seen: SampleUpstream
+) -> None:
+    """20 KB of headers (under the connection's bound, over GATEWAY_MAX_HEADER_BYTES): 431."""
+    request = graphql_post(f"authorization: Bearer {DEMO_TOKEN}\r\nx-pad: {'p' * 20000}\r\n")
+    with guarded_gateway(sample_server.url) as gateway:
+        status, body = status_and_body(exchange(gateway.port, request))
+    assert status == 431
+    assert body["errors"][0]["extensions"]["code"] == "REQUEST_HEADER_FIELDS_TOO_LARGE"
+    assert not seen.seen
+
+
+def test_a_long_query_string_is_414() -> None:
+    """A GET whose query string is over GATEWAY_MAX_BODY_BYTES is 414, `URI_TOO_LONG`."""
+    line = f"GET /graphql?query={'a' * 5000} HTTP/1.1\r\n"
+    request = (line + "host: gateway\r\nconnection: close\r\n\r\n").encode()
+    with guarded_gateway(max_body_bytes=4096) as gateway:
+        status, body = status_and_body(exchange(gateway.port, request))
+    assert status == 414
+    assert body["errors"][0]["extensions"]["code"] == "URI_TOO_LONG"
+
+
+def test_headers_sent_slowly_get_408_and_the_connection_closes() -> None:
+    """A client that stops halfway through its headers is answered 408 after
+    GATEWAY_CLIENT_TIMEOUT, and its connection is closed."""
+    with guarded_gateway(client_timeout=0.5) as gateway:
+        started = time.monotonic()
+        status, body = status_and_body(exchange(gateway.port, b"POST /graphql HTTP/1.1\r\nho"))
+    assert status == 408
+    assert body["errors"][0]["extensions"]["code"] == "REQUEST_TIMEOUT"
+    assert 0.4 < time.monotonic() - started < 5
+
+
+def test_a_connection_that_sends_nothing_is_closed() -> None:
+    """An idle new connection does not stay open: it is closed after GATEWAY_CLIENT_TIMEOUT."""
+    with guarded_gateway(client_timeout=0.5) as gateway:
+        started = time.monotonic()
+        assert exchange(gateway.port, b"") == b""
+    assert time.monotonic() - started < 5
+
+
+def test_a_trickling_body_is_cut_off_and_counted_as_the_clients_doing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A body that stops arriving is cut off at the timeout; the request counts as
+    `client_disconnect`, logged at info, never as an internal error."""
+    caplog.set_level(logging.INFO)
+    partial = graphql_post(body=b'{"query": "{ __typename }"}')[:-10]
+    with guarded_gateway(client_timeout=0.5) as gateway:
+        exchange(gateway.port, partial)
+        metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert 'outcome="client_disconnect"' in metrics
+    assert 'outcome="internal_error"' not in metrics
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+def test_an_aborted_upload_is_a_client_disconnect(caplog: pytest.LogCaptureFixture) -> None:
+    """A client that closes mid-body: counted as `client_disconnect`, no ERROR, no traceback."""
+    caplog.set_level(logging.INFO)
+    partial = graphql_post(body=b'{"query": "{ __typename }"}')[:-10]
+    with guarded_gateway() as gateway:
+        exchange(gateway.port, partial, close_after_send=True)
+        deadline = time.monotonic() + 5
+        metrics = ""
+        while 'outcome="client_disconnect"' not in metrics and time.monotonic() < deadline:
+            time.sleep(0.05)
+            metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert 'outcome="client_disconnect"' in metrics
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+def test_serve_caps_connections_and_keep_alive_from_settings() -> None:
+    """uvicorn gets GATEWAY_MAX_CONNECTIONS and GATEWAY_KEEPALIVE_TIMEOUT, and the bounded
+    protocol with the head and time limits."""
+    options = uvicorn_options(
+        make_settings(max_connections=7, keepalive_timeout=3, client_timeout=4)
+    )
+    assert options["limit_concurrency"] == 7
+    assert options["timeout_keep_alive"] == 3
+    assert options["http"].keywords["limits"] == ConnectionLimits(
+        max_head_bytes=16384 + 65536 + 1024, read_timeout=4
+    )
