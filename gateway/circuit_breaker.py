@@ -7,7 +7,10 @@
 Closed: every call goes through; a success resets the failure count. Open: calls fail at once
 with `UPSTREAM_UNAVAILABLE` (and `retryAfter`, the seconds left of the cool-down), so requests do
 not pile up on a dead upstream. Half-open: one call at a time is let through as a probe; its
-success closes the circuit, its failure opens it for another cool-down.
+success closes the circuit, its failure opens it for another cool-down. Calls that arrive while
+the probe is out are refused with `probe_pending`; the upstream client lets them wait for the
+probe's outcome (`probe_settled`) within their deadline, so a recovered upstream serves them
+all instead of one.
 
 Only failures that say the upstream itself is unwell count: connection errors, timeouts and 5xx.
 A 4xx or a 429 is about one caller's request or token, and says the upstream is alive.
@@ -16,6 +19,7 @@ One breaker guards one upstream for the whole process, whichever token a call ca
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 from collections.abc import Callable
@@ -24,7 +28,12 @@ from gateway.errors import UpstreamUnavailableError
 
 
 class CircuitOpenError(UpstreamUnavailableError):
-    """Raised instead of calling the upstream while the circuit is open."""
+    """Raised instead of calling the upstream while the circuit is open, or while the one
+    half-open probe is out (`probe_pending`: its outcome is worth waiting for)."""
+
+    def __init__(self, message: str, *, retry_after: float, probe_pending: bool) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.probe_pending = probe_pending
 
 
 class CircuitState(enum.Enum):
@@ -56,6 +65,7 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._state = CircuitState.CLOSED
         self._probe_in_flight = False
+        self._probe_settled: asyncio.Event | None = None
 
     def _become(self, state: CircuitState) -> None:
         if state is not self._state and self._on_change is not None:
@@ -81,13 +91,29 @@ class CircuitBreaker:
             self._probe_in_flight = False
         if self._state is CircuitState.HALF_OPEN and not self._probe_in_flight:
             self._probe_in_flight = True
+            self._probe_settled = asyncio.Event()
             return
+        probing = self._state is CircuitState.HALF_OPEN
         remaining = max(0.0, self._cooldown - (self._clock() - self._opened_at))
         raise CircuitOpenError(
             "The Jobs API is failing; the gateway stopped calling it for a moment "
             "(circuit breaker open). Retry shortly",
-            retry_after=round(remaining, 1) if self._state is CircuitState.OPEN else None,
+            # While a probe is out, its answer is at most an upstream timeout away.
+            retry_after=1.0 if probing else round(remaining, 1),
+            probe_pending=probing,
         )
+
+    async def probe_settled(self) -> None:
+        """Return once the probe that is out has settled (at once if none is)."""
+        settled = self._probe_settled
+        if settled is not None:
+            await settled.wait()
+
+    def _probe_over(self) -> None:
+        self._probe_in_flight = False
+        if self._probe_settled is not None:
+            self._probe_settled.set()
+            self._probe_settled = None
 
     def allows_call(self) -> bool:
         """`before_call` as a question: True lets the call through (and counts it)."""
@@ -101,7 +127,7 @@ class CircuitBreaker:
         """A call got an answer from a healthy upstream: close the circuit."""
         self._failures = 0
         self._become(CircuitState.CLOSED)
-        self._probe_in_flight = False
+        self._probe_over()
 
     def record_failure(self) -> None:
         """A call failed because the upstream is unwell: count it, open at the threshold."""
@@ -111,11 +137,11 @@ class CircuitBreaker:
         if self._state is CircuitState.HALF_OPEN or self._failures >= self._threshold:
             self._become(CircuitState.OPEN)
             self._opened_at = self._clock()
-            self._probe_in_flight = False
+            self._probe_over()
 
     def record_abandoned(self) -> None:
         """A call let through was cancelled before it ended: free the probe slot, count nothing."""
-        self._probe_in_flight = False
+        self._probe_over()
 
     def record_neutral(self) -> None:
         """A call ended in a way that says nothing about upstream health (a 4xx, a 429)."""

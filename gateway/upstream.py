@@ -28,6 +28,7 @@ back-off hook cannot see the deadline, so it cannot promise "never past the dead
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import functools
 import logging
@@ -635,7 +636,7 @@ class UpstreamClient:
                 "The Jobs API did not answer within the request's deadline "
                 f"({self._settings.request_deadline:g} s)"
             )
-        self._breaker.before_call()
+        await self._pass_breaker(caller)
         settle: Callable[[], None] = self._breaker.record_abandoned
         try:
             async with asyncio.timeout(min(self._settings.upstream_timeout, remaining)):
@@ -657,6 +658,21 @@ class UpstreamClient:
             return response
         finally:
             settle()
+
+    async def _pass_breaker(self, caller: Caller) -> None:
+        """Pass the circuit breaker, waiting within the deadline for a half-open probe's
+        outcome rather than failing while it is out; raise `CircuitOpenError` otherwise."""
+        while True:
+            try:
+                self._breaker.before_call()
+                return
+            except CircuitOpenError as refused:
+                remaining = caller.deadline - time.monotonic()
+                if not refused.probe_pending or remaining <= 0:
+                    raise
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining):
+                        await self._breaker.probe_settled()
 
     async def _send(
         self, authorization: str, path: str, params: dict[str, int]

@@ -577,3 +577,49 @@ async def test_a_retry_after_past_the_deadline_fails_at_once() -> None:
     assert error["extensions"]["retryAfter"] == 3.0
     assert len(upstream.calls) == 1
     assert time.monotonic() - started < 1
+
+
+async def test_callers_wait_for_the_half_open_probe_instead_of_failing() -> None:
+    """32 concurrent callers after the cool-down: one probe goes out, the other 31 wait for its
+    answer and, the upstream having recovered, all 32 get their page."""
+    healthy = {"now": False}
+
+    async def upstream_answer() -> httpx.Response:
+        if not healthy["now"]:
+            return httpx.Response(500)
+        await asyncio.sleep(0.05)  # the probe takes a moment: the others arrive meanwhile
+        return httpx.Response(200, json=[])
+
+    upstream = Scripted(upstream_answer)
+    settings = {**FAST, "breaker_failures": 1, "breaker_cooldown": 0.2, "upstream_retries": 0}
+    async with asgi_client(in_process_gateway(upstream.transport(), **settings)) as client:
+        await graphql(client, QUERY, headers=AUTH)  # opens the circuit
+        await asyncio.sleep(0.25)
+        healthy["now"] = True
+        bodies = await asyncio.gather(
+            *(
+                graphql(client, f"{{ jobs(first: {n}) {{ nodes {{ jobId }} }} }}", headers=AUTH)
+                for n in range(1, 33)
+            )
+        )
+    assert [body.get("errors") for body in bodies] == [None] * 32
+    assert len(upstream.calls) == 1 + 32
+
+
+async def test_callers_of_a_failed_probe_get_retry_after() -> None:
+    """When the probe fails, those who waited for it fail with retryAfter (the new cool-down)."""
+
+    async def slow_failure() -> httpx.Response:
+        await asyncio.sleep(0.05)
+        return httpx.Response(500)
+
+    upstream = Scripted(httpx.Response(500), slow_failure)
+    settings = {**FAST, "breaker_failures": 1, "breaker_cooldown": 0.2, "upstream_retries": 0}
+    async with asgi_client(in_process_gateway(upstream.transport(), **settings)) as client:
+        await graphql(client, QUERY, headers=AUTH)
+        await asyncio.sleep(0.25)
+        bodies = await asyncio.gather(*(graphql(client, QUERY, headers=AUTH) for _ in range(8)))
+    errors = [only_error(body)["extensions"] for body in bodies]
+    assert sum("upstreamStatus" in error for error in errors) == 1  # the probe
+    assert all(0 < error["retryAfter"] <= 0.2 for error in errors if "upstreamStatus" not in error)
+    assert len(upstream.calls) == 2
