@@ -268,7 +268,8 @@ def main() -> None:
                 "GATEWAY_UPSTREAM_URL": upstream,
                 "GATEWAY_PORT": str(port),
                 "GATEWAY_CACHE_TTL": scenario.cache_ttl,
-                "GATEWAY_CACHE_MAX_ENTRIES": "5000",
+                "GATEWAY_CACHE_MAX_ENTRIES": "5000",  # read by commits before the byte budget
+                "GATEWAY_CACHE_MAX_BYTES": str(512 << 20),
                 "GATEWAY_WORKERS": str(scenario.workers),
             }
             if scenario.redis:

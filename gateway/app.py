@@ -30,6 +30,7 @@ from gateway.circuit_breaker import CircuitBreaker, CircuitState
 from gateway.graphiql import ASSETS_PATH, asset_urls, assets_dir, graphiql_page
 from gateway.graphql_http import GraphQLEndpoint, error_body, json_response
 from gateway.logs import configure_logging
+from gateway.memory_store import MemoryStore
 from gateway.metrics import Metrics
 from gateway.persisted_queries import new_persisted_queries
 from gateway.redaction import install_log_redaction
@@ -115,7 +116,8 @@ def create_app(
         tracing.require_tracing()
         tracing.ensure_tracer_provider()
     metrics = Metrics()
-    persisted_queries = new_persisted_queries(settings, metrics)
+    memory = MemoryStore(settings.cache_max_bytes)
+    persisted_queries = new_persisted_queries(settings, metrics, memory)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
@@ -125,7 +127,7 @@ def create_app(
             on_change=lambda state: metrics.set_circuit_state(state.value),
         )
         metrics.set_circuit_state(breaker.state.value)
-        cache = new_page_cache(settings, metrics)
+        cache = new_page_cache(settings, metrics, memory)
         try:
             transport = upstream_transport or UpstreamTransport()
             if settings.tracing:
@@ -169,11 +171,7 @@ def create_app(
         graphiql_page(asset_urls(local_assets is not None)) if settings.graphiql else None
     )
     schema = build_schema(settings)
-    responses = (
-        ResponseCache(secrets.token_bytes(32), settings.cache_max_entries)
-        if settings.cache_ttl > 0
-        else None
-    )
+    responses = ResponseCache(secrets.token_bytes(32), memory) if settings.cache_ttl > 0 else None
     endpoint = GraphQLEndpoint(
         schema, settings, graphiql_html, persisted_queries, metrics, responses
     )
@@ -214,6 +212,7 @@ def create_app(
     )
     app.state.persisted_queries = persisted_queries
     app.state.metrics = metrics
+    app.state.memory = memory
     return app
 
 

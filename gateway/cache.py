@@ -7,11 +7,12 @@ in-flight deduplication, so concurrent identical calls share one upstream reques
 they carry the same credentials.
 
 Only successful pages are stored, for at most `GATEWAY_CACHE_TTL` seconds (less when the
-upstream's Cache-Control says so, never when it says no-store). The backend is aiocache:
-`memory://` (a bounded in-process dict, values kept as decoded objects) or `redis://` /
-`rediss://` (redis-py, values as orjson bytes). A failing backend never fails a request: the
-call is served from the upstream, a warning is logged at most every 30 s, the backend is left
-alone for a few seconds (a small breaker), and caching resumes by itself once it answers.
+upstream's Cache-Control says so, never when it says no-store). The backend is aiocache's
+interface: `memory://` (the app's `MemoryStore`, bounded in bytes, values as orjson bytes) or
+`redis://` / `rediss://` (redis-py, values as orjson bytes). A failing backend never fails a
+request: the call is served from the upstream, a warning is logged at most every 30 s, the
+backend is left alone for a few seconds (a small breaker), and caching resumes by itself once
+it answers.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import orjson
-from aiocache import RedisCache, SimpleMemoryCache
+from aiocache import RedisCache
 from aiocache.base import BaseCache
 from aiocache.serializers import BaseSerializer
 
 from gateway.circuit_breaker import CircuitBreaker
 from gateway.logs import current_record
+from gateway.memory_store import MemoryBackend, MemoryStore
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 
@@ -65,29 +67,15 @@ class OrjsonSerializer(BaseSerializer):  # type: ignore[misc]
         return None if value is None else orjson.loads(value)
 
 
-class BoundedMemoryCache(SimpleMemoryCache):  # type: ignore[misc]
-    """aiocache's in-process cache with a ceiling on entries (the oldest goes first)."""
-
-    def __init__(self, max_entries: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._max_entries = max_entries
-
-    async def _set(
-        self, key: str, value: Any, ttl: Any = None, _cas_token: Any = None, _conn: Any = None
-    ) -> Any:
-        if key not in self._cache and len(self._cache) >= self._max_entries:
-            await self._delete(next(iter(self._cache)))
-        return await super()._set(key, value, ttl=ttl, _cas_token=_cas_token, _conn=_conn)
-
-
-def backend_for(url: str, *, timeout: float, max_entries: int) -> BaseCache:
-    """The aiocache backend a `GATEWAY_CACHE_URL` names (validated by `settings`)."""
+def backend_for(url: str, *, timeout: float, store: MemoryStore) -> BaseCache:
+    """The aiocache backend a `GATEWAY_CACHE_URL` names (validated by `settings`): `memory://`
+    keeps its entries in `store`, the app's byte-bounded memory."""
     parts = urlsplit(url)
     if parts.scheme == "memory":
         # No per-call timeout: a dict lookup cannot hang, and asyncio.wait_for costs a task.
-        # Pages are kept as orjson bytes: about a third of the memory of decoded objects, and
-        # immutable, so no request can alter what another reads.
-        return BoundedMemoryCache(max_entries, serializer=OrjsonSerializer(), timeout=None)
+        # Pages are kept as orjson bytes: about a third of the memory of decoded objects,
+        # immutable, so no request can alter what another reads, and measurable.
+        return MemoryBackend(store, serializer=OrjsonSerializer(), timeout=None)
     pool_options: dict[str, Any] = {"socket_timeout": timeout, "retry_on_timeout": False}
     if parts.username:
         pool_options["username"] = unquote(parts.username)
@@ -115,7 +103,7 @@ class GuardedBackend:
     def __init__(self, backend: BaseCache, metrics: Metrics) -> None:
         self._backend = backend
         self._metrics = metrics
-        self.name = "memory" if isinstance(backend, SimpleMemoryCache) else "redis"
+        self.name = "memory" if isinstance(backend, MemoryBackend) else "redis"
         """The backend's kind, as metrics label it."""
         self._health = CircuitBreaker(1, _BACKEND_RETRY_AFTER)
         self._last_warning = -_WARNING_INTERVAL
@@ -268,14 +256,13 @@ class PageCache:
         await self.store.close()
 
 
-def new_page_cache(settings: Settings, metrics: Metrics) -> PageCache | None:
-    """The page cache `settings` ask for; None when `GATEWAY_CACHE_TTL` is 0."""
+def new_page_cache(settings: Settings, metrics: Metrics, store: MemoryStore) -> PageCache | None:
+    """The page cache `settings` ask for (`memory://` keeps pages in `store`); None when
+    `GATEWAY_CACHE_TTL` is 0."""
     if settings.cache_ttl <= 0:
         return None
     secret = settings.cache_key_secret.encode() or secrets.token_bytes(32)
-    backend = backend_for(
-        settings.cache_url, timeout=settings.cache_timeout, max_entries=settings.cache_max_entries
-    )
+    backend = backend_for(settings.cache_url, timeout=settings.cache_timeout, store=store)
     return PageCache(
         backend, ttl=settings.cache_ttl, secret=secret, shared=settings.uses_redis, metrics=metrics
     )

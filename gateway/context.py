@@ -11,6 +11,14 @@ from gateway.settings import Settings
 from gateway.upstream import Caller, UpstreamClient
 
 
+def is_bearer(header: str | None) -> bool:
+    """Whether `header` is a usable bearer credential: `Bearer <token>`, printable ASCII."""
+    if header is None or not header.isascii() or not header.isprintable():
+        return False
+    scheme, _, token = header.strip().partition(" ")
+    return scheme.lower() == "bearer" and bool(token.strip())
+
+
 @dataclass(frozen=True, slots=True)
 class RequestContext:
     """Per-request state, built by the HTTP layer and read by resolvers as `info.context`."""

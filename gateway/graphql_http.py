@@ -33,7 +33,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from gateway.context import RequestContext
+from gateway.context import RequestContext, is_bearer
 from gateway.error_contract import INTERNAL_ERROR_MESSAGE
 from gateway.errors import INTERNAL_SERVER_ERROR
 from gateway.limits import UpstreamBudget
@@ -224,6 +224,22 @@ async def read_params(
     return _params(decoded)
 
 
+def may_register(authorization: str | None) -> bool:
+    """Whether a request may register a persisted query: only callers with a bearer token,
+    so anonymous traffic cannot fill the shared store."""
+    return is_bearer(authorization)
+
+
+def registers(authorization: str | None, result: ExecutionResult) -> bool:
+    """Whether a query sent in full with its hash is remembered: the caller had a bearer
+    token, the query ran (no request error), and the upstream did not refuse the token."""
+    if not may_register(authorization) or is_request_error(result):
+        return False
+    return all(
+        (error.extensions or {}).get("code") != "UNAUTHENTICATED" for error in result.errors or []
+    )
+
+
 def is_request_error(result: ExecutionResult) -> bool:
     """Whether execution never started: errors, no data, and none of them at a field's path."""
     errors = result.errors or []
@@ -318,9 +334,10 @@ class GraphQLEndpoint:
             )
             return response, "rejected"
         cache_key = None
+        authorization = headers.get("authorization")
         if self._responses is not None and query is not None:
             cache_key = self._responses.key_for(
-                headers.get("authorization"),
+                authorization,
                 query,
                 params.variables,
                 params.operation_name,
@@ -328,6 +345,9 @@ class GraphQLEndpoint:
             )
             cached = self._responses.get(cache_key)
             if cached is not None:
+                if remember is not None and query is not None and may_register(authorization):
+                    # Kept only when error-free: the query ran as it must to be registered.
+                    await self._register(remember, query)
                 record.cache_hits += 1
                 self._metrics.count_cache("response", "hit")
                 cache_control = {"cache-control": NO_STORE}
@@ -335,10 +355,9 @@ class GraphQLEndpoint:
                     cached.body, headers=cache_control, media_type=cached.media_type
                 ), "ok"
             self._metrics.count_cache("response", "miss")
-        result = await self.execute(request, headers.get("authorization"), query, params)
-        if remember is not None and query is not None and not is_request_error(result):
-            assert self._persisted is not None
-            await self._persisted.remember(remember, query)
+        result = await self.execute(request, authorization, query, params)
+        if remember is not None and query is not None and registers(authorization, result):
+            await self._register(remember, query)
         for failure in result.errors or []:
             code = (failure.extensions or {}).get("code", INTERNAL_SERVER_ERROR)
             record.error_codes.append(str(code))
@@ -352,6 +371,10 @@ class GraphQLEndpoint:
         else:
             outcome = "request_error" if is_request_error(result) else "field_error"
         return response, outcome
+
+    async def _register(self, digest: str, query: str) -> None:
+        assert self._persisted is not None
+        await self._persisted.remember(digest, query)
 
     async def execute(
         self,

@@ -19,6 +19,7 @@ import re
 from typing import Any
 
 from gateway.cache import GuardedBackend, backend_for
+from gateway.memory_store import MemoryStore
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 
@@ -88,9 +89,12 @@ class PersistedQueries:
         await self._store.close()
 
 
-def new_persisted_queries(settings: Settings, metrics: Metrics) -> PersistedQueries | None:
-    """The persisted-query store `settings` ask for; None when `GATEWAY_APQ_TTL` is 0."""
+def new_persisted_queries(
+    settings: Settings, metrics: Metrics, store: MemoryStore
+) -> PersistedQueries | None:
+    """The persisted-query store `settings` ask for (`memory://` keeps queries in `store`, the
+    app's byte-bounded memory); None when `GATEWAY_APQ_TTL` is 0."""
     if settings.apq_ttl <= 0:
         return None
-    backend = backend_for(settings.cache_url, timeout=settings.cache_timeout, max_entries=1000)
+    backend = backend_for(settings.cache_url, timeout=settings.cache_timeout, store=store)
     return PersistedQueries(GuardedBackend(backend, metrics), settings.apq_ttl, metrics)

@@ -7,20 +7,22 @@ under a per-process random key (keyed BLAKE2b, which hashlib computes in one cal
 OpenSSL HMAC-SHA256 costs about a microsecond more per request), plus a hash of the query text,
 variables, operation name and response media type, so one credential's responses are never
 served to another. Only answers without errors, built
-entirely from pages that were stored, are kept; at most `GATEWAY_CACHE_MAX_ENTRIES` of them,
-oldest out first. It lives in each process (a hit must cost less than a Redis round trip);
-with `GATEWAY_CACHE_TTL=0` there is none.
+entirely from pages that were stored, are kept, in the app's `MemoryStore` (bounded by
+`GATEWAY_CACHE_MAX_BYTES` together with pages and persisted queries, least recently used out
+first). It lives in each process (a hit must cost less than a Redis round trip); with
+`GATEWAY_CACHE_TTL=0` there is none.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from gateway.memory_store import MemoryStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +37,9 @@ class CachedResponse:
 class ResponseCache:
     """A bounded, per-credential map of request to response."""
 
-    def __init__(self, secret: bytes, max_entries: int) -> None:
+    def __init__(self, secret: bytes, store: MemoryStore) -> None:
         self._secret = secret
-        self._max_entries = max_entries
-        self._entries: OrderedDict[bytes, CachedResponse] = OrderedDict()
+        self._store = store
 
     def key_for(
         self,
@@ -59,19 +60,18 @@ class ResponseCache:
 
     def get(self, key: bytes) -> CachedResponse | None:
         """The kept response for `key`, if it still holds."""
-        entry = self._entries.get(key)
-        if entry is None:
+        entry = self._store.get(key)
+        if not isinstance(entry, CachedResponse):
             return None
         if entry.expires_at <= time.time():
-            del self._entries[key]
+            self._store.delete(key)
             return None
         return entry
 
     def put(self, key: bytes, body: bytes, media_type: str, expires_at: float) -> None:
         """Keep a response until `expires_at` (ignored if that has passed)."""
-        if expires_at <= time.time():
+        ttl = expires_at - time.time()
+        if ttl <= 0:
             return
-        self._entries[key] = CachedResponse(body, media_type, expires_at)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+        entry = CachedResponse(body, media_type, expires_at)
+        self._store.put(key, entry, len(key) + len(body) + len(media_type), ttl)

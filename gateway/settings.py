@@ -222,8 +222,11 @@ class Settings:
         "With caching on, fetch aligned blocks of this many rows so neighbouring pages share "
         "them (capped at `GATEWAY_UPSTREAM_MAX_LIMIT`); 0 fetches exact windows.",
     )
-    cache_max_entries: int = option(
-        2000, _positive_int, "Most pages the `memory://` cache holds; the oldest goes first."
+    cache_max_bytes: int = option(
+        64 * 1024 * 1024,
+        _positive_int,
+        "Bytes of process memory for pages (`memory://`), whole responses and persisted queries "
+        "(`memory://`) together, by encoded size; the least recently used go first.",
     )
     max_depth: int = option(
         12, _positive_int, "Deepest nesting of selection sets a query may have (`QUERY_TOO_DEEP`)."

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -172,3 +174,38 @@ def run_node(script: str, *arguments: str) -> Any:
     )
     assert finished.returncode == 0, finished.stderr
     return json.loads(finished.stdout)
+
+
+class PerTokenUpstream:
+    """An upstream whose every row names the token that fetched it; counts calls."""
+
+    def __init__(
+        self, size: int = 250, delay: float = 0.0, cache_control: str | None = None
+    ) -> None:
+        self.size = size
+        self.delay = delay
+        self.cache_control = cache_control
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.failing = False
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        token = request.headers["authorization"].partition(" ")[2]
+        self.calls[(token, request.url.query.decode())] += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.failing:
+            return httpx.Response(503)
+        skip, limit = int(request.url.params["skip"]), int(request.url.params["limit"])
+        rows = [
+            {"jobId": f"{token}:{n}", "team": token}
+            for n in range(skip, min(skip + limit, self.size))
+        ]
+        headers = {"cache-control": self.cache_control} if self.cache_control else {}
+        return httpx.Response(200, json=rows, headers=headers)
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())

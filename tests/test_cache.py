@@ -22,7 +22,7 @@ from gateway.pagination import encode_cursor
 from gateway.sample_upstream import SampleUpstream
 from gateway.serving import BackgroundServer
 
-from .conftest import asgi_client, graphql, in_process_gateway, network_gateway
+from .conftest import PerTokenUpstream, asgi_client, graphql, in_process_gateway, network_gateway
 from .faulty_upstream import Fault, FaultyUpstream
 from .redis_process import RedisProcess, free_port
 
@@ -42,41 +42,6 @@ PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 
 def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
-
-
-class PerTokenUpstream:
-    """An upstream whose every row names the token that fetched it; counts calls."""
-
-    def __init__(
-        self, size: int = 250, delay: float = 0.0, cache_control: str | None = None
-    ) -> None:
-        self.size = size
-        self.delay = delay
-        self.cache_control = cache_control
-        self.calls: Counter[tuple[str, str]] = Counter()
-        self.failing = False
-
-    async def handle(self, request: httpx.Request) -> httpx.Response:
-        token = request.headers["authorization"].partition(" ")[2]
-        self.calls[(token, request.url.query.decode())] += 1
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if self.failing:
-            return httpx.Response(503)
-        skip, limit = int(request.url.params["skip"]), int(request.url.params["limit"])
-        rows = [
-            {"jobId": f"{token}:{n}", "team": token}
-            for n in range(skip, min(skip + limit, self.size))
-        ]
-        headers = {"cache-control": self.cache_control} if self.cache_control else {}
-        return httpx.Response(200, json=rows, headers=headers)
-
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
-
-    @property
-    def total(self) -> int:
-        return sum(self.calls.values())
 
 
 def cached_app(upstream: PerTokenUpstream, **settings: object) -> Any:

@@ -156,3 +156,53 @@ def test_apollo_clients_persisted_query_link_round_trips(
         for result in ("miss", "registered", "hit")
     }
     assert counts == {"miss": 1.0, "registered": 1.0, "hit": 1.0}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"authorization": "Basic dXNlcjpwdw=="}, {"authorization": "Bearer not-a-known-token"}],
+)
+async def test_only_a_caller_with_an_accepted_token_registers(headers: dict[str, str]) -> None:
+    """Without a bearer token, or with one the upstream refuses (a field error, not a request
+    error), the query runs but is not remembered: anonymous traffic cannot fill the store."""
+    sample = SampleUpstream()
+    async with asgi_client(in_process_gateway(sample.app())) as client:
+        sent = await client.post(
+            "/graphql", json={"query": QUERY, "extensions": persisted()}, headers=headers
+        )
+        assert "UNAUTHENTICATED" in codes(sent)
+        after = await client.post("/graphql", json={"extensions": persisted()}, headers=DEMO_AUTH)
+    assert codes(after) == ["PERSISTED_QUERY_NOT_FOUND"]
+
+
+async def test_a_query_answered_from_the_response_cache_is_registered_too() -> None:
+    """A query sent in full, then in full with its hash (answered from the whole-response
+    cache), is found by its hash at once: registration does not depend on executing."""
+    sample = SampleUpstream()
+    async with asgi_client(in_process_gateway(sample.app(), cache_ttl=30)) as client:
+        await client.post("/graphql", json={"query": QUERY}, headers=DEMO_AUTH)
+        cached = await client.post(
+            "/graphql", json={"query": QUERY, "extensions": persisted()}, headers=DEMO_AUTH
+        )
+        by_hash = await client.post("/graphql", json={"extensions": persisted()}, headers=DEMO_AUTH)
+    assert len(sample.seen) == 1  # the second answer came from the response cache
+    assert by_hash.json() == cached.json()
+
+
+async def test_persisted_queries_in_memory_count_every_byte_against_the_budget() -> None:
+    """Comment-padded documents (cheap in tokens, 60 KB each) are stored by their whole size:
+    registering 50 of them keeps the process store within GATEWAY_CACHE_MAX_BYTES."""
+    sample = SampleUpstream()
+    budget = 1 << 20
+    app = in_process_gateway(sample.app(), cache_max_bytes=budget)
+    async with asgi_client(app) as client:
+        for n in range(50):
+            padded = f"#{n} " + "x" * 60_000 + "\n" + QUERY
+            digest = hashlib.sha256(padded.encode()).hexdigest()
+            response = await client.post(
+                "/graphql",
+                json={"query": padded, "extensions": persisted(digest)},
+                headers=DEMO_AUTH,
+            )
+            assert "errors" not in response.json()
+    assert 60_000 * 10 < app.state.memory.bytes_used <= budget

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import asgi_client, graphql, in_process_gateway
-from .test_cache import PerTokenUpstream, bearer, page
+from .conftest import PerTokenUpstream, asgi_client, graphql, in_process_gateway
+from .test_cache import bearer, page
 
 pytestmark = pytest.mark.anyio
 
