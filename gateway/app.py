@@ -26,9 +26,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import tracing
 from gateway.cache import new_page_cache
-from gateway.circuit_breaker import CircuitBreaker, CircuitState
+from gateway.circuit_breaker import CircuitBreaker
 from gateway.graphiql import ASSETS_PATH, asset_urls, assets_dir, graphiql_page
 from gateway.graphql_http import GraphQLEndpoint, error_body, json_response
+from gateway.health import Lifecycle, circuit_reporter, readiness, shutdown_watch
 from gateway.logs import configure_logging
 from gateway.memory_store import MemoryStore
 from gateway.metrics import Metrics
@@ -117,6 +118,7 @@ def create_app(
         tracing.ensure_tracer_provider()
     metrics = Metrics()
     memory = MemoryStore(settings.cache_max_bytes)
+    lifecycle = Lifecycle()
     persisted_queries = new_persisted_queries(settings, metrics, memory)
 
     @contextlib.asynccontextmanager
@@ -124,7 +126,7 @@ def create_app(
         breaker = CircuitBreaker(
             settings.breaker_failures,
             settings.breaker_cooldown,
-            on_change=lambda state: metrics.set_circuit_state(state.value),
+            on_change=circuit_reporter(metrics),
         )
         metrics.set_circuit_state(breaker.state.value)
         cache = new_page_cache(settings, metrics, memory)
@@ -133,7 +135,10 @@ def create_app(
             if settings.tracing:
                 transport = tracing.traced_transport(transport)
             async with transport:
-                yield {"upstream": UpstreamClient(transport, settings, breaker, cache, metrics)}
+                with shutdown_watch(lifecycle.draining):
+                    lifecycle.started()
+                    yield {"upstream": UpstreamClient(transport, settings, breaker, cache, metrics)}
+                    lifecycle.draining()
         finally:
             if cache is not None:
                 await cache.close()
@@ -147,18 +152,8 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        upstream: UpstreamClient | None = getattr(request.state, "upstream", None)
-        if upstream is None:
-            return JSONResponse({"status": "starting"}, status_code=503)
-        circuit = upstream.breaker.state
-        checks = {"upstream_circuit": circuit.value}
-        ready = circuit is not CircuitState.OPEN
-        if upstream.cache is not None:
-            answers = await upstream.cache.store.ping()
-            checks["cache"] = "ok" if answers else "unavailable"
-            ready = ready and answers
-        body = {"status": "ready" if ready else "not_ready", "checks": checks}
-        return JSONResponse(body, status_code=200 if ready else 503)
+        status, body = await readiness(lifecycle, getattr(request.state, "upstream", None))
+        return JSONResponse(body, status_code=status)
 
     async def metrics_endpoint(request: Request) -> Response:
         upstream: UpstreamClient | None = getattr(request.state, "upstream", None)
@@ -213,6 +208,7 @@ def create_app(
     app.state.persisted_queries = persisted_queries
     app.state.metrics = metrics
     app.state.memory = memory
+    app.state.lifecycle = lifecycle
     return app
 
 

@@ -33,7 +33,7 @@ from aiocache import RedisCache
 from aiocache.base import BaseCache
 from aiocache.serializers import BaseSerializer
 
-from gateway.circuit_breaker import CircuitBreaker
+from gateway.circuit_breaker import CircuitBreaker, CircuitState
 from gateway.logs import current_record
 from gateway.memory_store import MemoryBackend, MemoryStore
 from gateway.metrics import Metrics
@@ -105,7 +105,8 @@ class GuardedBackend:
         self._metrics = metrics
         self.name = "memory" if isinstance(backend, MemoryBackend) else "redis"
         """The backend's kind, as metrics label it."""
-        self._health = CircuitBreaker(1, _BACKEND_RETRY_AFTER)
+        self._health = CircuitBreaker(1, _BACKEND_RETRY_AFTER, on_change=self._health_changed)
+        metrics.set_cache_up(self.name, up=True)
         self._last_warning = -_WARNING_INTERVAL
         self._quiet_failures = 0
 
@@ -139,20 +140,31 @@ class GuardedBackend:
         self._health.record_success()
         return True
 
+    def _health_changed(self, state: CircuitState) -> None:
+        if state is CircuitState.OPEN:
+            self._metrics.set_cache_up(self.name, up=False)
+        elif state is CircuitState.CLOSED:
+            self._metrics.set_cache_up(self.name, up=True)
+            logger.info("Cache backend answers again; caching resumed")
+
     def count(self, result: str) -> None:
         """Count one cache operation's `result` (hit, miss, store, error, not_stored)."""
         self._metrics.count_cache(self.name, result)
 
     async def ping(self) -> bool:
-        """Whether the backend answers right now (for readiness); a dict always does."""
+        """Whether the backend answers right now (for readiness; a dict always does). The
+        answer also settles the backend's health, so a revived Redis is used again at once."""
         client = getattr(self._backend, "client", None)
         if client is None:
             return True
         try:
             async with asyncio.timeout(self._backend.timeout or 1.0):
-                return bool(await client.ping())
-        except Exception:  # noqa: BLE001 - any failure means "not ready"
+                await client.ping()
+        except Exception as error:  # noqa: BLE001 - any failure means "not answering"
+            self._failed(error)
             return False
+        self._health.record_success()
+        return True
 
     def _failed(self, error: Exception) -> None:
         self.count("error")

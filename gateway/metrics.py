@@ -85,6 +85,13 @@ class Metrics:
             registry=registry,
             multiprocess_mode="max",
         )
+        self.cache_up = Gauge(
+            "gateway_cache_backend_up",
+            "1 while the cache backend answers, 0 while it fails (min over workers).",
+            ["backend"],
+            registry=registry,
+            multiprocess_mode="min",
+        )
         self.cache_operations = Counter(
             "gateway_cache_operations",
             "Page-cache lookups and stores by backend and result "
@@ -139,6 +146,10 @@ class Metrics:
     def set_circuit_state(self, state: str) -> None:
         """Record the breaker's state (`closed`, `half_open`, `open`)."""
         self.circuit_state.set(CIRCUIT_STATES[state])
+
+    def set_cache_up(self, backend: str, *, up: bool) -> None:
+        """Record whether the cache backend (`memory`, `redis`) answers."""
+        self.cache_up.labels(backend).set(1 if up else 0)
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric (summed over workers in multiprocess mode)."""

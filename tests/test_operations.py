@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.health import shutdown_watch
 from gateway.logs import JsonFormatter, utc_timestamp
 from gateway.sample_upstream import Grant, SampleUpstream
 from gateway.serving import BackgroundServer
@@ -47,31 +48,47 @@ async def test_liveness_needs_no_token_and_no_upstream() -> None:
     assert len(sample.seen) == 0
 
 
-async def test_readiness_follows_the_cache_backend(redis_server: RedisProcess) -> None:
-    """Ready while Redis answers; 503 naming the cache while it is gone; ready again after."""
+async def test_readiness_reports_the_cache_but_stays_ready_without_it(
+    redis_server: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis outage leaves the instance ready (requests are still served, from the upstream):
+    /readyz names the cache unavailable, /metrics shows gateway_cache_backend_up 0, the log
+    says so; once Redis is back all three say so too."""
+    caplog.set_level(logging.INFO)
     server = RedisProcess().start()
     app = in_process_gateway(
         SampleUpstream().app(), cache_ttl=5, cache_url=server.url, cache_key_secret="k"
     )
+    up = {"backend": "redis"}
     try:
         async with asgi_client(app) as client:
             ready = await client.get("/readyz")
             server.stop()
             gone = await client.get("/readyz")
+            served = await graphql(client, QUERY)
+            down_gauge = sample_value(app, "gateway_cache_backend_up", **up)
             server.start()
-            back = await client.get("/readyz")
+            back = await client.get("/readyz")  # its ping finds Redis back at once
+            await graphql(client, QUERY)
+            up_gauge = sample_value(app, "gateway_cache_backend_up", **up)
     finally:
         server.stop()
-    assert (ready.status_code, ready.json()["checks"]) == (
+    assert (ready.status_code, ready.json()) == (
         200,
-        {"upstream_circuit": "closed", "cache": "ok"},
+        {"status": "ready", "checks": {"upstream_circuit": "closed", "cache": "ok"}},
     )
-    assert (gone.status_code, gone.json()["checks"]["cache"]) == (503, "unavailable")
-    assert back.status_code == 200
+    assert (gone.status_code, gone.json()["checks"]["cache"]) == (200, "unavailable")
+    assert len(served["data"]["jobs"]["nodes"]) == 3
+    assert (down_gauge, up_gauge) == (0.0, 1.0)
+    assert back.json()["checks"]["cache"] == "ok"
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(message.startswith("Cache backend failed") for message in messages)
+    assert "Cache backend answers again; caching resumed" in messages
 
 
-async def test_readiness_follows_the_upstream_circuit() -> None:
-    """An open circuit makes the instance not ready until the cool-down lets a probe through."""
+async def test_readiness_reports_the_upstream_circuit_but_stays_ready() -> None:
+    """An open circuit is reported (callers get UPSTREAM_UNAVAILABLE at once with retryAfter),
+    not a reason to take the instance out of service."""
     transport = httpx.MockTransport(lambda request: httpx.Response(503))
     app = in_process_gateway(
         transport, breaker_failures=2, breaker_cooldown=0.3, upstream_retries=0
@@ -83,8 +100,37 @@ async def test_readiness_follows_the_upstream_circuit() -> None:
         opened = await client.get("/readyz")
         await asyncio.sleep(0.35)
         probing = await client.get("/readyz")
-    assert (opened.status_code, opened.json()["checks"]["upstream_circuit"]) == (503, "open")
+    assert (opened.status_code, opened.json()["checks"]["upstream_circuit"]) == (200, "open")
     assert (probing.status_code, probing.json()["checks"]["upstream_circuit"]) == (200, "half_open")
+
+
+async def test_readiness_fails_while_starting_and_while_draining() -> None:
+    """Before the lifespan has started: 503 starting. Once draining: 503 draining."""
+    app = in_process_gateway(SampleUpstream().app())
+    transport = httpx.ASGITransport(app=app)  # no lifespan: the app has not started
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        starting = await client.get("/readyz")
+    async with asgi_client(app) as client:
+        ready = await client.get("/readyz")
+        app.state.lifecycle.draining()
+        draining = await client.get("/readyz")
+    assert (starting.status_code, starting.json()) == (503, {"status": "starting"})
+    assert ready.status_code == 200
+    assert (draining.status_code, draining.json()) == (503, {"status": "draining"})
+
+
+def test_a_shutdown_signal_marks_draining_then_reaches_the_server() -> None:
+    """The watch calls its hook, then the handler that was there (uvicorn's), and puts that
+    handler back when it ends."""
+    calls: list[str] = []
+    previous = signal.signal(signal.SIGUSR1, lambda *_: calls.append("server"))
+    try:
+        with shutdown_watch(lambda: calls.append("draining"), (signal.SIGUSR1,)):
+            signal.raise_signal(signal.SIGUSR1)
+        signal.raise_signal(signal.SIGUSR1)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert calls == ["draining", "server", "server"]
 
 
 async def test_metrics_count_requests_upstream_calls_and_the_cache() -> None:
@@ -348,6 +394,7 @@ def test_sigterm_lets_a_slow_request_finish() -> None:
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/healthz")
     assert "Application shutdown complete" in output
+    assert "Draining: readiness now fails" in output
 
 
 @pytest.mark.e2e
