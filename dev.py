@@ -4,6 +4,8 @@
     python3 dev.py demo     create .venv if needed, install, run the demo (sample upstream
                             + gateway)
     python3 dev.py test     ... then every check: ruff, ruff format, mypy --strict, pytest
+    python3 dev.py test-lowest  pytest again in .venv-lowest, on the lowest version of every
+                            direct dependency that pyproject.toml allows (CI runs both)
     python3 dev.py lock     re-pin requirements.lock from pyproject.toml's dependencies
 
 Uses only the standard library, so it runs before anything is installed.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +26,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".dev-stamp"
+LOWEST_VENV = ROOT / ".venv-lowest"
 # The Dockerfile runs this very command; tests/test_dockerfile.py keeps the two the same.
 INSTALL_RUNTIME = "pip install --no-cache-dir -r requirements.lock"
 
@@ -53,6 +57,45 @@ def ensure_venv() -> None:
     run(*pip, "install", "-e", ".[dev]")
     fetch_graphiql()
     STAMP.write_text(wanted)
+
+
+def lowest_constraints() -> str:
+    """`name==X` for every direct dependency's lower bound `>=X` in pyproject.toml."""
+    import tomllib  # Python 3.11+, checked by ensure_venv before this runs
+
+    pins = []
+    for requirement in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "dependencies"
+    ]:
+        match = re.match(r"\s*([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?\s*>=\s*([^,;\s]+)", requirement)
+        if match is None:
+            sys.exit(f"dev.py: {requirement!r} has no lower bound (>=) to test")
+        pins.append(f"{match.group(1)}=={match.group(2)}")
+    return "\n".join(pins) + "\n"
+
+
+def ensure_lowest_venv() -> Path:
+    """.venv-lowest: the project and its dev tools, with every direct dependency at its lowest
+    allowed version (transitive ones resolved as pip does)."""
+    constraints = lowest_constraints()
+    python = LOWEST_VENV / "bin" / "python"
+    stamp = LOWEST_VENV / ".dev-stamp"
+    wanted = hashlib.sha256(constraints.encode() + (ROOT / "pyproject.toml").read_bytes())
+    if stamp.exists() and stamp.read_text() == wanted.hexdigest() and python.exists():
+        return python
+    if not python.exists():
+        say("creating .venv-lowest")
+        run(sys.executable, "-m", "venv", LOWEST_VENV)
+    say(
+        "installing the lowest allowed versions into .venv-lowest: "
+        + constraints.replace("\n", " ")
+    )
+    pinned = LOWEST_VENV / "lowest-constraints.txt"
+    pinned.write_text(constraints)
+    pip = (python, "-m", "pip", "--disable-pip-version-check", "-q")
+    run(*pip, "install", "-c", pinned, "-e", ".[dev]")
+    stamp.write_text(wanted.hexdigest())
+    return python
 
 
 def fetch_graphiql() -> None:
@@ -128,6 +171,20 @@ def test(arguments: list[str]) -> int:
     return 0
 
 
+def test_lowest(arguments: list[str]) -> int:
+    """pytest on the lowest allowed versions (the lint and type checks ran with `test`)."""
+    ensure_system_programs()
+    ensure_venv()  # GraphiQL's assets, shared through the editable install
+    python = ensure_lowest_venv()
+    say("pytest on the lowest allowed versions (.venv-lowest)")
+    status = subprocess.run([str(python), "-m", "pytest", *arguments], cwd=ROOT, check=False)
+    if status.returncode:
+        say("FAILED: pytest on the lowest allowed versions")
+        return 1
+    say("all checks passed on the lowest allowed versions")
+    return 0
+
+
 def lock(_arguments: list[str]) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         venv = Path(scratch) / "venv"
@@ -155,7 +212,7 @@ def lock(_arguments: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"demo": demo, "test": test, "lock": lock}
+COMMANDS = {"demo": demo, "test": test, "test-lowest": test_lowest, "lock": lock}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

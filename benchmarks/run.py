@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/run.py            # 3 runs x 10 s per scenario (about 6 minutes)
     .venv/bin/python benchmarks/run.py --quick    # 3 runs x 1 s (under a minute)
     .venv/bin/python benchmarks/run.py --soak 60  # also: RSS every 5 s over 60 s of `many-tokens`
+    .venv/bin/python benchmarks/run.py --against HEAD~3   # each scenario for that commit too
 
 Everything runs on 127.0.0.1 and stops by itself: a fixed upstream (precomputed JSON, so it is
 never the bottleneck), the gateway (`python -m gateway serve`, one worker, restarted per
@@ -13,6 +14,11 @@ route answering with the precomputed response (`ceiling`), and bare Strawberry o
 schema with the page in memory (`bare_strawberry.py`, what the issue's `miss` target was set
 against). Ratios are to the ceiling's requests/s, since absolute numbers drift on a shared
 machine.
+
+With `--against REV`, each gateway scenario also runs the gateway of commit REV (checked out in
+a temporary git worktree, run with this virtualenv): both gateways are up at once and their runs
+alternate, so a change is measured against the commit before it under the same load on the
+machine; the report adds REV's requests/s and the ratio.
 
 Scenarios: `miss` (cache off, `jobs(first: 20)` with 15 fields including
 `metadata.currentStep.singleStep`), `hit` (the same with the cache on), `wide` (`jobs(first:
@@ -34,7 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,12 +111,13 @@ def wait_for(url: str, method: str = "GET") -> None:
 
 @contextmanager
 def process(
-    arguments: list[str], environ: dict[str, str] | None = None
+    arguments: list[str], environ: dict[str, str] | None = None, root: Path = ROOT
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """`arguments` running from `root` (its `gateway` package first on the path)."""
     child = subprocess.Popen(
         arguments,
-        cwd=ROOT,
-        env={**os.environ, **(environ or {}), "PYTHONPATH": str(ROOT)},
+        cwd=root,
+        env={**os.environ, **(environ or {}), "PYTHONPATH": str(root)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -226,6 +233,7 @@ def main() -> None:
         "--soak", type=float, default=0, help="seconds of RSS sampling under many-tokens"
     )
     parser.add_argument("--only", help="comma-separated scenario names")
+    parser.add_argument("--against", metavar="REV", help="also run each scenario for commit REV")
     args = parser.parse_args()
     seconds = args.seconds or (1 if args.quick else 10)
     ensure_installed("wrk", "wrk")
@@ -248,8 +256,10 @@ def main() -> None:
     if any(scenario.redis for scenario in scenarios):
         redis_server = ensure_installed("redis-server", "redis-server")
         redis = [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""]
+    against: dict[str, Figures] = {}
     with (
         tempfile.TemporaryDirectory() as scratch,
+        worktree(args.against) as other_root,
         process(fixed_upstream),
         process(redis),
     ):
@@ -262,11 +272,10 @@ def main() -> None:
             [run_wrk(direct, get_script, seconds) for _ in range(args.runs)]
         )
         response_file = directory / "response.json"
+        roots = [ROOT] if other_root is None else [ROOT, other_root]
         for scenario in scenarios:
-            port = free_port()
             environ = {
                 "GATEWAY_UPSTREAM_URL": upstream,
-                "GATEWAY_PORT": str(port),
                 "GATEWAY_CACHE_TTL": scenario.cache_ttl,
                 "GATEWAY_CACHE_MAX_ENTRIES": "5000",  # read by commits before the byte budget
                 "GATEWAY_CACHE_MAX_BYTES": str(512 << 20),
@@ -275,22 +284,42 @@ def main() -> None:
             if scenario.redis:
                 environ["GATEWAY_CACHE_URL"] = f"redis://127.0.0.1:{redis_port}/0"
                 environ["GATEWAY_CACHE_KEY_SECRET"] = secrets.token_hex(32)
-            with process([PYTHON, "-m", "gateway", "serve"], environ) as gateway:
-                url = f"http://127.0.0.1:{port}/graphql"
-                wait_for(f"http://127.0.0.1:{port}/healthz")
-                script = wrk_script(directory, scenario.query, scenario.tokens)
-                first = httpx.post(
-                    url, json={"query": scenario.query}, headers={"authorization": "Bearer bench-0"}
-                )
-                assert "errors" not in first.json(), first.text[:500]
-                if scenario.name == "miss":
-                    response_file.write_bytes(first.content)
-                run_wrk(url, script, min(seconds, 2))  # warm-up
-                figures = median_figures([run_wrk(url, script, seconds) for _ in range(args.runs)])
-                figures.rss_mb = workers_peak_rss_mb(gateway.pid)
-                results[scenario.name] = figures
+            script = wrk_script(directory, scenario.query, scenario.tokens)
+            with ExitStack() as gateways:
+                urls, pids = [], []
+                for root in roots:
+                    port = free_port()
+                    gateway = gateways.enter_context(
+                        process(
+                            [PYTHON, "-m", "gateway", "serve"],
+                            {**environ, "GATEWAY_PORT": str(port)},
+                            root,
+                        )
+                    )
+                    url = f"http://127.0.0.1:{port}/graphql"
+                    wait_for(f"http://127.0.0.1:{port}/healthz")
+                    first = httpx.post(
+                        url,
+                        json={"query": scenario.query},
+                        headers={"authorization": "Bearer bench-0"},
+                    )
+                    assert "errors" not in first.json(), first.text[:500]
+                    if scenario.name == "miss" and root == ROOT:
+                        response_file.write_bytes(first.content)
+                    run_wrk(url, script, min(seconds, 2))  # warm-up
+                    urls.append(url)
+                    pids.append(gateway.pid)
+                # Alternate the gateways run by run: both see the same machine.
+                runs: list[list[Figures]] = [[] for _ in roots]
+                for _ in range(args.runs):
+                    for index, url in enumerate(urls):
+                        runs[index].append(run_wrk(url, script, seconds))
+                for index, (collected, pid) in enumerate(zip(runs, pids, strict=True)):
+                    figures = median_figures(collected)
+                    figures.rss_mb = workers_peak_rss_mb(pid)
+                    (results if index == 0 else against)[scenario.name] = figures
                 if args.soak and scenario.name == "many-tokens":
-                    soak(url, script, args.soak, gateway.pid)
+                    soak(urls[0], script, args.soak, pids[0])
         script = wrk_script(directory, NARROW_QUERY, 1)
         results["bare strawberry"] = reference(
             "benchmarks.bare_strawberry:app", {}, script, seconds, args.runs
@@ -301,6 +330,38 @@ def main() -> None:
                 "benchmarks.ceiling:app", environ, script, seconds, args.runs
             )
     report(results, seconds, args.runs)
+    if args.against:
+        compare(results, against, args.against)
+
+
+@contextmanager
+def worktree(revision: str | None) -> Iterator[Path | None]:
+    """A temporary checkout of `revision` (None: nothing), removed afterwards."""
+    if revision is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-against-") as scratch:
+        path = Path(scratch) / "tree"
+        git = ["git", "-C", str(ROOT)]
+        subprocess.run([*git, "worktree", "add", "--detach", "-q", str(path), revision], check=True)
+        try:
+            yield path
+        finally:
+            subprocess.run([*git, "worktree", "remove", "--force", str(path)], check=False)
+
+
+def compare(results: dict[str, Figures], against: dict[str, Figures], revision: str) -> None:
+    """Each scenario's requests/s against those of `revision`, measured in the same run."""
+    print(f"\nagainst {revision}, runs alternating in this run")
+    print(f"{'scenario':<17}{'req/s':>9}{revision[:10]:>11}{'ratio':>8}{'p99 ms':>9}{'p99 REV':>9}")
+    for name, figures in results.items():
+        other = against.get(name)
+        if other is None:
+            continue
+        print(
+            f"{name:<17}{figures.rps:>9.0f}{other.rps:>11.0f}{figures.rps / other.rps:>8.2f}"
+            f"{figures.p99_ms:>9.2f}{other.p99_ms:>9.2f}"
+        )
 
 
 def reference(app: str, environ: dict[str, str], script: Path, seconds: int, runs: int) -> Figures:

@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from graphql import DocumentNode, GraphQLError
+from graphql import DocumentNode, GraphQLError, GraphQLSchema
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
@@ -68,6 +69,16 @@ class DocumentCache:
             self._bytes -= len(old)
 
 
+def _validate(schema: GraphQLSchema, document: DocumentNode, rules: Any) -> list[GraphQLError]:
+    """graphql-core's validation; a document too deep for its recursive rules is refused."""
+    try:
+        return validate_document(schema, document, rules)
+    except RecursionError:
+        # graphql-core before 3.3.2 recurses along long fragment chains.
+        message = "The document nests fragments too deeply to validate"
+        return [GraphQLError(message, extensions={"code": "GRAPHQL_VALIDATION_FAILED"})]
+
+
 class CheckedDocuments(SchemaExtension):
     """Parse with a token limit, check the request limits, validate: each document once."""
 
@@ -93,7 +104,7 @@ class CheckedDocuments(SchemaExtension):
         if checked is None:
             document = context.graphql_document
             assert document is not None
-            errors = self._limits.check(document) or validate_document(
+            errors = self._limits.check(document) or _validate(
                 context.schema._schema, document, context.validation_rules
             )
             checked = CheckedDocument(document, errors)

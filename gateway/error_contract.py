@@ -54,6 +54,12 @@ def coded_error(error: GraphQLError) -> GraphQLError:
         return error
     if (error.extensions or {}).get("code"):
         return error  # coded where it was raised (the request limits)
+    if isinstance(original, RecursionError) and error.path is None:
+        # graphql-core before 3.3.2 lets a document nested past the stack fail this way.
+        return GraphQLError(
+            "Syntax Error: Document is nested too deeply.",
+            extensions={"code": "GRAPHQL_PARSE_FAILED"},
+        )
     if isinstance(error, GraphQLSyntaxError):
         too_long = "tokens. Parsing aborted" in error.message
         code = "TOO_MANY_TOKENS" if too_long else "GRAPHQL_PARSE_FAILED"
