@@ -60,14 +60,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._limits = limits
         self._head_bytes = 0
         self._reading_head = True
+        # One timer per connection at most, armed lazily: a request only notes when it began,
+        # and the timer, when it fires, checks the request then being read (if any) and re-arms
+        # for its deadline. Keep-alive traffic so costs no timer per request.
+        self._reading_since: float | None = None
         self._read_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._start_read_timer()
+        self._begin_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_read_timer()
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -94,29 +100,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._read_timer is None:
-            self._start_read_timer()
+        if self._reading_since is None:
+            self._begin_reading()
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._stop_read_timer()
+        self._reading_since = None
         self._reading_head, self._head_bytes = True, 0
         super().on_message_complete()
 
-    def _start_read_timer(self) -> None:
-        self._read_timer = self.loop.call_later(self._limits.read_timeout, self._read_timed_out)
+    def _begin_reading(self) -> None:
+        self._reading_since = self.loop.time()
+        if self._read_timer is None:
+            self._arm(self._reading_since + self._limits.read_timeout)
 
-    def _stop_read_timer(self) -> None:
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
+    def _arm(self, when: float) -> None:
+        self._read_timer = self.loop.call_at(when, self._read_deadline)
 
-    def _read_timed_out(self) -> None:
+    def _read_deadline(self) -> None:
         self._read_timer = None
-        if self.transport.is_closing():
+        started = self._reading_since
+        if started is None or self.transport.is_closing():
+            return  # nothing being read: the next request arms the timer again
+        deadline = started + self._limits.read_timeout
+        if self.loop.time() < deadline:
+            self._arm(deadline)  # a later request than the one the timer was armed for
             return
         if self._reading_head and self._head_bytes:
             self._refuse(
@@ -129,6 +140,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def _refuse(self, status: int, code: str, message: str) -> None:
-        self._stop_read_timer()
+        self._reading_since = None
         self.transport.write(error_response(status, code, message))
         self.transport.close()
