@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/in_process.py              # miss and hit, 3 rounds each
     .venv/bin/python benchmarks/in_process.py --profile    # and the top of a cProfile of each
+    .venv/bin/python benchmarks/in_process.py --wide       # run.py's `wide` query instead
 
 The gateway app is called directly with 32 requests in flight (the `run.py` query), against the
 fixed upstream served by uvicorn over TCP on 127.0.0.1. With no HTTP server in the way, the
@@ -31,14 +32,21 @@ import uvloop
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import NARROW_QUERY, free_port, process, uvicorn, wait_for  # noqa: E402
+from benchmarks.run import (  # noqa: E402
+    NARROW_QUERY,
+    every_field_query,
+    free_port,
+    process,
+    uvicorn,
+    wait_for,
+)
 from gateway.app import create_app  # noqa: E402
 from gateway.logs import configure_logging  # noqa: E402
 from gateway.serving import prepare_serving_process  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 
 IN_FLIGHT = 32
-BODY = orjson.dumps({"query": NARROW_QUERY})
+BODY = orjson.dumps({"query": NARROW_QUERY})  # or the wide query, with --wide
 
 
 def request_scope(state: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +141,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="CPU per GraphQL request, in process.")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of each")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds (median)")
+    parser.add_argument("--wide", action="store_true", help="100 jobs, every field")
     args = parser.parse_args()
+    if args.wide:
+        global BODY
+        BODY = orjson.dumps({"query": every_field_query()})
     configure_logging("INFO")
     # The request log lines are written, as by a server, but to /dev/null (as in run.py).
     for handler in logging.getLogger().handlers:

@@ -309,10 +309,12 @@ def main() -> None:
                     run_wrk(url, script, min(seconds, 2))  # warm-up
                     urls.append(url)
                     pids.append(gateway.pid)
-                # Alternate the gateways run by run: both see the same machine.
+                # Alternate the gateways run by run, in turn first and second (A B, B A, ...):
+                # both see the same machine, and neither always follows the other.
                 runs: list[list[Figures]] = [[] for _ in roots]
-                for _ in range(args.runs):
-                    for index, url in enumerate(urls):
+                for round_ in range(args.runs):
+                    order = list(enumerate(urls))
+                    for index, url in order if round_ % 2 == 0 else reversed(order):
                         runs[index].append(run_wrk(url, script, seconds))
                 for index, (collected, pid) in enumerate(zip(runs, pids, strict=True)):
                     figures = median_figures(collected)
