@@ -28,7 +28,7 @@ from gateway import tracing
 from gateway.cache import new_page_cache
 from gateway.circuit_breaker import CircuitBreaker
 from gateway.graphiql import ASSETS_PATH, asset_urls, assets_dir, graphiql_page
-from gateway.graphql_http import GraphQLEndpoint, error_body, json_response
+from gateway.graphql_http import GraphQLEndpoint, error_body, head_refusal, json_response
 from gateway.health import Lifecycle, circuit_reporter, readiness, shutdown_watch
 from gateway.logs import configure_logging
 from gateway.memory_store import MemoryStore
@@ -64,8 +64,9 @@ async def _http_error(_request: Request, error: Exception) -> Response:
 class GatewayApp(Starlette):
     """Starlette, with oversized heads refused and `/graphql` sent straight to its endpoint.
 
-    Every HTTP request's headers are measured first: over `GATEWAY_MAX_HEADER_BYTES` in all is
-    431, a query string over `GATEWAY_MAX_BODY_BYTES` is 414, before anything reads them (the
+    Every HTTP request's head is measured first (`graphql_http.head_refusal`; the endpoint does
+    it while it reads the headers anyway): over `GATEWAY_MAX_HEADER_BYTES` of headers is 431, a
+    query string over `GATEWAY_MAX_BODY_BYTES` is 414, before anything uses them (the
     connection protocol, `gateway.http_protocol`, has already bounded what was buffered).
 
     Every GraphQL request skips the middleware stack and router, which only pass it on: the
@@ -78,31 +79,20 @@ class GatewayApp(Starlette):
     def __init__(self, graphql: ASGIApp, settings: Settings, **options: Any) -> None:
         super().__init__(**options)
         self._graphql = graphql
-        self._max_header_bytes = settings.max_header_bytes
-        self._max_query_bytes = settings.max_body_bytes
+        self._settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            refusal = self._refusal(scope)
+            if scope["path"] == GRAPHQL_PATH:
+                scope["app"] = self
+                await self._graphql(scope, receive, send)  # it checks the head itself
+                return
+            size = sum(len(name) + len(value) for name, value in scope["headers"])
+            refusal = head_refusal(scope, size, self._settings)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
-            if scope["path"] == GRAPHQL_PATH:
-                scope["app"] = self
-                await self._graphql(scope, receive, send)
-                return
         await super().__call__(scope, receive, send)
-
-    def _refusal(self, scope: Scope) -> Response | None:
-        """The answer to a request whose head is over the limits, if it is."""
-        size = sum(len(name) + len(value) for name, value in scope["headers"])
-        if size > self._max_header_bytes:
-            message = f"The request headers are over {self._max_header_bytes} bytes"
-            return json_response(error_body(message, "REQUEST_HEADER_FIELDS_TOO_LARGE"), 431)
-        if len(scope.get("query_string", b"")) > self._max_query_bytes:
-            message = f"The query string is over {self._max_query_bytes} bytes; use POST"
-            return json_response(error_body(message, "URI_TOO_LONG"), 414)
-        return None
 
 
 def create_app(

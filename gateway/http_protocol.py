@@ -78,25 +78,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._reading_head:
-            allowance = self._limits.max_head_bytes - self._head_bytes
-            if len(data) > allowance:
-                # Feed what the limit allows: the head may end inside it.
-                self._head_bytes += allowance
-                super().data_received(data[:allowance])
-                if self.transport.is_closing():
-                    return
-                if self._reading_head:
-                    self._refuse(
-                        431,
-                        "REQUEST_HEADER_FIELDS_TOO_LARGE",
-                        f"The request line and headers are over {self._limits.max_head_bytes} "
-                        "bytes",
-                    )
-                    return
-                data = data[allowance:]
-            else:
-                self._head_bytes += len(data)
+            self._head_bytes += len(data)
+            if self._head_bytes > self._limits.max_head_bytes:
+                self._past_head_limit(data)
+                return
         super().data_received(data)
+
+    def _past_head_limit(self, data: bytes) -> None:
+        """Feed what the limit allows (the head may end inside it); refuse if it does not."""
+        allowance = self._limits.max_head_bytes - (self._head_bytes - len(data))
+        super().data_received(data[:allowance])
+        if self.transport.is_closing():
+            return
+        if self._reading_head:
+            limit = self._limits.max_head_bytes
+            message = f"The request line and headers are over {limit} bytes"
+            self._refuse(431, "REQUEST_HEADER_FIELDS_TOO_LARGE", message)
+            return
+        super().data_received(data[allowance:])
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
