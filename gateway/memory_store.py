@@ -31,7 +31,7 @@ class MemoryStore:
     def __init__(self, max_bytes: int, clock: Callable[[], float] = time.monotonic) -> None:
         self._max_bytes = max_bytes
         self._clock = clock
-        self._entries: OrderedDict[Hashable, tuple[Any, int, float]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[Any, int, float | None]] = OrderedDict()
         self._bytes = 0
 
     @property
@@ -47,7 +47,7 @@ class MemoryStore:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry[2] <= self._clock():
+        if entry[2] is not None and entry[2] <= self._clock():
             self.delete(key)
             return None
         self._entries.move_to_end(key)
@@ -60,7 +60,7 @@ class MemoryStore:
         self.delete(key)
         if size > self._max_bytes:
             return False
-        expires = float("inf") if ttl is None else self._clock() + ttl
+        expires = None if ttl is None else self._clock() + ttl
         self._entries[key] = (value, size, expires)
         self._bytes += size
         while self._bytes > self._max_bytes:

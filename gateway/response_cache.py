@@ -74,4 +74,5 @@ class ResponseCache:
         if ttl <= 0:
             return
         entry = CachedResponse(body, media_type, expires_at)
-        self._store.put(key, entry, len(key) + len(body) + len(media_type), ttl)
+        # No ttl for the store: `get` checks `expires_at` itself, and the store evicts by use.
+        self._store.put(key, entry, len(key) + len(body) + len(media_type), None)
