@@ -209,3 +209,13 @@ class PerTokenUpstream:
     @property
     def total(self) -> int:
         return sum(self.calls.values())
+
+
+class Clock:
+    """A clock that moves only when a test moves it (`now`)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now

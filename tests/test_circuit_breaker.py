@@ -6,13 +6,7 @@ import pytest
 
 from gateway.circuit_breaker import CircuitBreaker, CircuitOpenError, CircuitState
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from .conftest import Clock
 
 
 def test_it_opens_after_consecutive_failures_only() -> None:

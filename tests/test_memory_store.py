@@ -8,17 +8,9 @@ from hypothesis import strategies as st
 
 from gateway.memory_store import ENTRY_OVERHEAD, MemoryStore
 
-from .conftest import PerTokenUpstream, asgi_client, graphql, in_process_gateway
+from .conftest import Clock, PerTokenUpstream, asgi_client, graphql, in_process_gateway
 
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_entries_leave_least_recently_used_first_to_stay_within_the_bytes() -> None:
@@ -37,9 +29,9 @@ def test_expired_entries_are_gone_and_oversized_ones_never_kept() -> None:
     clock = Clock()
     store = MemoryStore(10_000, clock)
     store.put("k", "v", 10, ttl=5)
-    clock.now = 4.9
+    clock.now += 4.9
     assert store.get("k") == "v"
-    clock.now = 5.0
+    clock.now += 0.1
     assert store.get("k") is None
     assert store.bytes_used == 0
     assert not store.put("huge", "v", 10_000, None)
