@@ -45,16 +45,12 @@ class RequestContext:
         another scheme: the gateway forwards what it received and never invents credentials.
         """
         header = self.authorization_header
+        if header is not None and is_bearer(header):
+            return header
         if header is None or not header.strip():
             raise UnauthenticatedError(
                 "Send an `Authorization: Bearer <token>` header: the gateway forwards it to "
                 "the Jobs API"
-            )
-        scheme, _, token = header.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise UnauthenticatedError(
-                "The Authorization header must be `Bearer <token>`; other schemes are not "
-                "accepted by the Jobs API"
             )
         if not header.isascii() or not header.isprintable():
             # A bearer token is ASCII (RFC 6750); other bytes could not be forwarded as sent.
@@ -62,4 +58,7 @@ class RequestContext:
                 "The Authorization header holds bytes a bearer token cannot: only printable "
                 "ASCII is accepted"
             )
-        return header
+        raise UnauthenticatedError(
+            "The Authorization header must be `Bearer <token>`; other schemes are not "
+            "accepted by the Jobs API"
+        )

@@ -239,16 +239,11 @@ async def read_params(
     return _params(decoded)
 
 
-def may_register(authorization: str | None) -> bool:
-    """Whether a request may register a persisted query: only callers with a bearer token,
-    so anonymous traffic cannot fill the shared store."""
-    return is_bearer(authorization)
-
-
 def registers(authorization: str | None, result: ExecutionResult) -> bool:
     """Whether a query sent in full with its hash is remembered: the caller had a bearer
-    token, the query ran (no request error), and the upstream did not refuse the token."""
-    if not may_register(authorization) or is_request_error(result):
+    token (anonymous traffic cannot fill the shared store), the query ran (no request error),
+    and the upstream did not refuse the token."""
+    if not is_bearer(authorization) or is_request_error(result):
         return False
     return all(
         (error.extensions or {}).get("code") != "UNAUTHENTICATED" for error in result.errors or []
@@ -364,7 +359,7 @@ class GraphQLEndpoint:
             )
             cached = self._responses.get(cache_key)
             if cached is not None:
-                if remember is not None and query is not None and may_register(authorization):
+                if remember is not None and query is not None and is_bearer(authorization):
                     # Kept only when error-free: the query ran as it must to be registered.
                     await self._register(remember, query)
                 record.cache_hits += 1
