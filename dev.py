@@ -149,7 +149,10 @@ def test(arguments: list[str]) -> int:
     checks = [
         ("ruff check", [tools / "ruff", "check", "."]),
         ("ruff format --check", [tools / "ruff", "format", "--check", "."]),
-        ("mypy --strict gateway", [tools / "mypy", "--strict", "gateway"]),
+        (
+            "mypy --strict gateway tests benchmarks",
+            [tools / "mypy", "--strict", "gateway", "tests", "benchmarks"],
+        ),
     ]
     failed = []
     for name, command in checks:

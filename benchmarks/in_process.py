@@ -23,6 +23,7 @@ import pstats
 import statistics
 import sys
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,7 @@ async def measure(upstream: str, cache_ttl: str, requests: int, rounds: int, pro
     lifespan: asyncio.Queue[dict[str, str]] = asyncio.Queue()
     started = asyncio.Event()
 
-    async def lifespan_send(message: dict[str, Any]) -> None:
+    async def lifespan_send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "lifespan.startup.complete":
             started.set()
 
@@ -100,9 +101,9 @@ async def measure(upstream: str, cache_ttl: str, requests: int, rounds: int, pro
             await asyncio.sleep(3600)  # never disconnects
             raise AssertionError("unreachable")
 
-        sent: list[dict[str, Any]] = []
+        sent: list[MutableMapping[str, Any]] = []
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             sent.append(message)
 
         await app(request_scope(state), receive, send)

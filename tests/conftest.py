@@ -35,7 +35,9 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def make_settings(upstream_url: str = "http://upstream.invalid", **overrides: object) -> Settings:
+def make_settings(
+    upstream_url: str = "http://upstream.invalid", /, **overrides: object
+) -> Settings:
     """Settings as the environment would give them, from a plain dict.
 
     Caching is off unless a test turns it on (`cache_ttl=...`): elsewhere each page must map

@@ -40,7 +40,7 @@ def test_the_issue_example_query(gateway_server: BackgroundServer, seen: SampleU
     edges = body["data"]["jobs"]["edges"]
     expected = seen.jobs_of("apiteam")[:20]
     assert [edge["node"]["jobId"] for edge in edges] == [job["jobId"] for job in expected]
-    assert edges[3]["node"]["metadata"]["jobTitle"] == expected[3]["metadata"]["jobTitle"]  # type: ignore[index]
+    assert edges[3]["node"]["metadata"]["jobTitle"] == expected[3]["metadata"]["jobTitle"]
     assert body["data"]["jobs"]["pageInfo"] == {"hasNextPage": True, "endCursor": encode_cursor(19)}
     assert [(request.path, request.query) for request in seen.seen] == [
         ("/jobs/v1/", "skip=0&limit=21")

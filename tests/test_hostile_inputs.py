@@ -122,7 +122,7 @@ async def test_a_token_with_bytes_beyond_ascii_is_unauthenticated(
         response = await client.post(
             "/graphql",
             json={"query": "{ jobs { nodes { jobId } } }"},
-            headers={"authorization": authorization},
+            headers=[(b"authorization", authorization)],
         )
     assert response.status_code == 200
     body: dict[str, Any] = response.json()

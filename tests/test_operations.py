@@ -20,6 +20,7 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from starlette.types import ASGIApp
 
 from gateway.health import shutdown_watch
 from gateway.logs import JsonFormatter, utc_timestamp
@@ -283,7 +284,7 @@ async def test_no_token_authorization_or_cookie_in_any_log_line(json_logs: io.St
     """At DEBUG, across successes, failures and a bug, no line holds the credentials."""
     secret, cookie = "tok-9f8e7d6c5b4a", "session=cookie-value-42"
     headers = {"authorization": f"Bearer {secret}", "cookie": cookie}
-    transports = [
+    transports: list[ASGIApp | httpx.AsyncBaseTransport] = [
         SampleUpstream(grants={secret: Grant("apiteam")}).app(),
         httpx.MockTransport(lambda request: httpx.Response(401, text=f"bad token {secret}")),
         httpx.MockTransport(

@@ -195,7 +195,7 @@ def test_before_past_the_end_counts_back_from_its_position() -> None:
 
 def test_empty_first_page_of_an_empty_list() -> None:
     """An empty list gives no rows and no neighbours."""
-    page = page_from_rows(window(first=5), [])
+    page = page_from_rows(window(first=5), list[object]())
     assert (list(page.rows), page.has_next_page, page.has_previous_page) == ([], False, False)
 
 

@@ -7,7 +7,9 @@ from graphql import GraphQLError
 
 from gateway.scalars import SCALAR_MAP, DateTime
 
-SERIALIZE = SCALAR_MAP[DateTime].serialize
+_SERIALIZE = SCALAR_MAP[DateTime].serialize
+assert _SERIALIZE is not None
+SERIALIZE = _SERIALIZE
 
 
 @pytest.mark.parametrize(

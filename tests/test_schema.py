@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -63,7 +63,7 @@ async def execute(
     return await (schema or SCHEMA).execute(query, variable_values=variables, context_value=context)
 
 
-def job_page(jobs: list[object]) -> Handler:
+def job_page(jobs: Sequence[object]) -> Handler:
     return lambda request: httpx.Response(200, json=jobs)
 
 
