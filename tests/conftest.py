@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from gateway.circuit_breaker import CircuitBreaker
 from gateway.context import RequestContext
 from gateway.limits import UpstreamBudget
 from gateway.sample_upstream import DEMO_TOKEN, SampleUpstream
+from gateway.schema import build_schema
 from gateway.serving import BackgroundServer, in_process_client
 from gateway.settings import Settings
 from gateway.upstream import UpstreamClient
@@ -28,6 +29,11 @@ from gateway.upstream import UpstreamClient
 from .redis_process import RedisProcess
 
 DEMO_AUTH = {"authorization": f"Bearer {DEMO_TOKEN}"}
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository's root."""
+SCHEMA = build_schema()
+"""The schema without settings (no limits): what `execute` runs by default."""
+Handler = Callable[[httpx.Request], httpx.Response]
 
 
 @pytest.fixture
@@ -221,3 +227,42 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class Recorder:
+    """An httpx transport that answers with `handler` and keeps every request it saw."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.requests: list[httpx.Request] = []
+        self._handler = handler
+
+    def transport(self) -> httpx.MockTransport:
+        def record(request: httpx.Request) -> httpx.Response:
+            self.requests.append(request)
+            return self._handler(request)
+
+        return httpx.MockTransport(record)
+
+
+async def execute(
+    transport: httpx.AsyncBaseTransport,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    authorization: str | None = "Bearer demo-token",
+    schema: Any = None,
+) -> Any:
+    context = request_context(transport, authorization)
+    return await (schema or SCHEMA).execute(query, variable_values=variables, context_value=context)
+
+
+def job_page(jobs: Sequence[object]) -> Handler:
+    return lambda request: httpx.Response(200, json=jobs)
+
+
+def page(size: int) -> str:
+    """A page of `size` jobs: another query (so no whole-response reuse), the same block."""
+    return f"{{ jobs(first: {size}) {{ nodes {{ jobId team }} }} }}"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}

@@ -22,7 +22,15 @@ from gateway.pagination import encode_cursor
 from gateway.sample_upstream import SampleUpstream
 from gateway.serving import BackgroundServer
 
-from .conftest import PerTokenUpstream, asgi_client, graphql, in_process_gateway, network_gateway
+from .conftest import (
+    PerTokenUpstream,
+    asgi_client,
+    bearer,
+    graphql,
+    in_process_gateway,
+    network_gateway,
+    page,
+)
 from .faulty_upstream import Fault, FaultyUpstream
 from .redis_process import RedisProcess, free_port
 
@@ -32,16 +40,7 @@ SECRET = "test-cache-key-secret"
 PAGE = "{ jobs(first: 5) { nodes { jobId team } } }"
 
 
-def page(size: int) -> str:
-    """A page of `size` jobs: another query (so no whole-response reuse), the same block."""
-    return f"{{ jobs(first: {size}) {{ nodes {{ jobId team }} }} }}"
-
-
 PAGE_INFO = "pageInfo { hasNextPage endCursor }"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
 
 
 def cached_app(upstream: PerTokenUpstream, **settings: object) -> Any:

@@ -9,13 +9,12 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 
 from gateway.schema import export_sdl
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import ROOT
 
 
 def free_port() -> int:

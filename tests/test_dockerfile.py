@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .test_cli import ROOT
+from .conftest import ROOT
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 

@@ -13,8 +13,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from gateway.sample_jobs import sample_team_jobs
 from gateway.schema import GatewaySchema, build_schema
 
-from .conftest import make_settings
-from .test_schema import Recorder, execute, job_page
+from .conftest import Recorder, execute, job_page, make_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.settings import Settings
 
-from .test_cli import ROOT
+from .conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
 

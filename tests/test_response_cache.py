@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import PerTokenUpstream, asgi_client, graphql, in_process_gateway
-from .test_cache import bearer, page
+from .conftest import PerTokenUpstream, asgi_client, bearer, graphql, in_process_gateway, page
 
 pytestmark = pytest.mark.anyio
 

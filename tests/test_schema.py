@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from typing import Any
 
 import httpx
 import pytest
 from graphql import GraphQLList, GraphQLNamedType, GraphQLNonNull, GraphQLObjectType, get_named_type
 
 from gateway.sample_upstream import SampleUpstream
-from gateway.schema import build_schema
 
-from .conftest import request_context
+from .conftest import SCHEMA, Recorder, execute, job_page
 
 pytestmark = pytest.mark.anyio
-
-SCHEMA = build_schema()
-Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def selection(type_: GraphQLNamedType) -> str:
@@ -35,36 +29,6 @@ def selection(type_: GraphQLNamedType) -> str:
 
 
 EVERY_JOB_FIELD = selection(SCHEMA._schema.type_map["Job"])
-
-
-class Recorder:
-    """An httpx transport that answers with `handler` and keeps every request it saw."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.requests: list[httpx.Request] = []
-        self._handler = handler
-
-    def transport(self) -> httpx.MockTransport:
-        def record(request: httpx.Request) -> httpx.Response:
-            self.requests.append(request)
-            return self._handler(request)
-
-        return httpx.MockTransport(record)
-
-
-async def execute(
-    transport: httpx.AsyncBaseTransport,
-    query: str,
-    variables: dict[str, Any] | None = None,
-    authorization: str | None = "Bearer demo-token",
-    schema: Any = None,
-) -> Any:
-    context = request_context(transport, authorization)
-    return await (schema or SCHEMA).execute(query, variable_values=variables, context_value=context)
-
-
-def job_page(jobs: Sequence[object]) -> Handler:
-    return lambda request: httpx.Response(200, json=jobs)
 
 
 async def test_every_field_of_every_sample_job_round_trips() -> None:
