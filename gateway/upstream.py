@@ -723,31 +723,11 @@ class UpstreamClient:
         Decoding is bounded piece by piece (`gateway.content_decoding`), so a compressed bomb
         costs at most `limit` plus one piece of memory before it is refused (twice `limit` for
         an accepted body, while its pieces are joined), and the loop gets a turn between
-        pieces. With `truncate` (error bodies, read only for an excerpt) whatever arrived and
-        decoded is enough; without it a body over `limit`, undecodable, cut short or stalled
-        is an error.
+        pieces. With `truncate` (error bodies, read only for their message) what fits is
+        enough, and a body that cannot be read is empty; without it a body over `limit`,
+        undecodable, cut short or stalled is an error.
         """
-        status = response.status_code
-        pieces: list[bytes] = []
-        size = 0
-
-        def fits(piece: bytes) -> bool:
-            """Whether `piece` fits under the limit (kept, if so); the limit is checked before a
-            piece is kept, so the pieces never hold more than `limit` bytes."""
-            nonlocal size
-            if size + len(piece) <= limit:
-                pieces.append(piece)
-                size += len(piece)
-                return True
-            if truncate:
-                pieces.append(piece[: limit - size])
-                return False
-            raise BadResponse(
-                f"The Jobs API sent a response larger than {limit} bytes",
-                "too_large",
-                upstream_status=status,
-            )
-
+        body = _BoundedBody(limit, truncate, response.status_code)
         try:
             decoder = BodyDecoder(response.headers.get("content-encoding"))
             # The transport's raw stream: httpx's own readers would inflate it unbounded.
@@ -756,29 +736,53 @@ class UpstreamClient:
                 for count, piece in enumerate(decoded):
                     if count:
                         await asyncio.sleep(0)  # a large inflation: let others run
-                    if not fits(piece):
-                        return b"".join(pieces)
+                    if not body.keep(piece):
+                        return body.joined()
             for piece in decoder.finish():
-                if not fits(piece):
-                    return b"".join(pieces)
-        except ContentDecodingError as error:
-            if not truncate:
-                raise BadResponse(
-                    f"The Jobs API sent a body that could not be decoded: {error}",
-                    "encoding",
-                    upstream_status=status,
-                ) from None
-        except httpx.TimeoutException:
-            if not truncate:
-                raise UpstreamTimeoutError(
-                    "The Jobs API stopped sending its answer midway"
-                ) from None
-        except httpx.TransportError as error:
-            if not truncate:
-                raise BadResponse(
-                    f"The Jobs API's answer was cut short ({type(error).__name__})",
-                    "cut_short",
-                    upstream_status=status,
-                ) from None
-        # One piece (the usual page) is returned as it is; several are joined once.
-        return b"".join(pieces)
+                if not body.keep(piece):
+                    return body.joined()
+        except (ContentDecodingError, httpx.TransportError) as error:
+            if truncate:
+                return b""
+            raise _unreadable(error, response.status_code) from None
+        return body.joined()
+
+
+class _BoundedBody:
+    """Decoded pieces of a body, never more than `limit` bytes of them."""
+
+    def __init__(self, limit: int, truncate: bool, status: int) -> None:
+        self._limit, self._truncate, self._status = limit, truncate, status
+        self._pieces: list[bytes] = []
+        self._size = 0
+
+    def keep(self, piece: bytes) -> bool:
+        """Keep `piece` if it fits; past the limit, keep what fits and say stop (`truncate`),
+        or raise `UPSTREAM_BAD_RESPONSE`."""
+        if self._size + len(piece) <= self._limit:
+            self._pieces.append(piece)
+            self._size += len(piece)
+            return True
+        if self._truncate:
+            self._pieces.append(piece[: self._limit - self._size])
+            return False
+        raise BadResponse(
+            f"The Jobs API sent a response larger than {self._limit} bytes",
+            "too_large",
+            upstream_status=self._status,
+        )
+
+    def joined(self) -> bytes:
+        """The body: one piece (the usual page) as it is, several joined once."""
+        return b"".join(self._pieces)
+
+
+def _unreadable(error: Exception, status: int) -> GatewayError:
+    """The gateway error for a body that could not be read to its end."""
+    if isinstance(error, ContentDecodingError):
+        message = f"The Jobs API sent a body that could not be decoded: {error}"
+        return BadResponse(message, "encoding", upstream_status=status)
+    if isinstance(error, httpx.TimeoutException):
+        return UpstreamTimeoutError("The Jobs API stopped sending its answer midway")
+    message = f"The Jobs API's answer was cut short ({type(error).__name__})"
+    return BadResponse(message, "cut_short", upstream_status=status)
