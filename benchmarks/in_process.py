@@ -23,7 +23,7 @@ import pstats
 import statistics
 import sys
 import time
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +73,8 @@ def request_scope(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def measure(upstream: str, cache_ttl: str, requests: int, rounds: int, profile: bool) -> None:
-    settings = Settings.from_env({"GATEWAY_UPSTREAM_URL": upstream, "GATEWAY_CACHE_TTL": cache_ttl})
-    app = create_app(settings)
-    prepare_serving_process()  # as `serve` does, once the app is built
-    state: dict[str, Any] = {}
+async def start_lifespan(app: Any, state: dict[str, Any]) -> tuple[Any, asyncio.Task[None]]:
+    """Run `app`'s lifespan startup; return its message queue and task (to shut it down)."""
     lifespan: asyncio.Queue[dict[str, str]] = asyncio.Queue()
     started = asyncio.Event()
 
@@ -87,50 +84,64 @@ async def measure(upstream: str, cache_ttl: str, requests: int, rounds: int, pro
 
     await lifespan.put({"type": "lifespan.startup"})
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": state}
-    lifespan_task = asyncio.create_task(app(scope, lifespan.get, lifespan_send))
+    task = asyncio.create_task(app(scope, lifespan.get, lifespan_send))
     await started.wait()
+    return lifespan, task
 
-    async def one() -> None:
-        delivered = False
 
-        async def receive() -> dict[str, Any]:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": BODY, "more_body": False}
-            await asyncio.sleep(3600)  # never disconnects
-            raise AssertionError("unreachable")
+async def one_request(app: Any, state: dict[str, Any]) -> None:
+    """One POST of BODY through the app, checked."""
+    delivered = False
 
-        sent: list[MutableMapping[str, Any]] = []
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": BODY, "more_body": False}
+        await asyncio.sleep(3600)  # never disconnects
+        raise AssertionError("unreachable")
 
-        async def send(message: MutableMapping[str, Any]) -> None:
-            sent.append(message)
+    sent: list[MutableMapping[str, Any]] = []
 
-        await app(request_scope(state), receive, send)
-        if sent[0]["status"] != 200 or b'"errors"' in sent[1]["body"]:
-            raise RuntimeError(f"unexpected answer: {sent[1]['body'][:300]!r}")
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
 
+    await app(request_scope(state), receive, send)
+    if sent[0]["status"] != 200 or b'"errors"' in sent[1]["body"]:
+        raise RuntimeError(f"unexpected answer: {sent[1]['body'][:300]!r}")
+
+
+async def cpu_per_request(
+    request: Callable[[], Awaitable[None]], requests: int, profiler: cProfile.Profile | None
+) -> float:
+    """Microseconds of process time per request, `requests` of them with IN_FLIGHT at once."""
+    started_cpu = time.process_time()
+    if profiler:
+        profiler.enable()
+    await asyncio.gather(*(request() for _ in range(requests)))
+    if profiler:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    return (time.process_time() - started_cpu) / requests * 1e6
+
+
+async def measure(upstream: str, cache_ttl: str, requests: int, rounds: int, profile: bool) -> None:
+    settings = Settings.from_env({"GATEWAY_UPSTREAM_URL": upstream, "GATEWAY_CACHE_TTL": cache_ttl})
+    app = create_app(settings)
+    prepare_serving_process()  # as `serve` does, once the app is built
+    state: dict[str, Any] = {}
+    lifespan, lifespan_task = await start_lifespan(app, state)
     slots = asyncio.Semaphore(IN_FLIGHT)
 
     async def limited() -> None:
         async with slots:
-            await one()
+            await one_request(app, state)
 
     for _ in range(300):  # warm-up: caches, pools, plans
         await limited()
-    figures = []
-    for round_ in range(rounds):
-        profiler = cProfile.Profile() if profile and round_ == rounds - 1 else None
-        started_cpu = time.process_time()
-        if profiler:
-            profiler.enable()
-        await asyncio.gather(*(limited() for _ in range(requests)))
-        if profiler:
-            profiler.disable()
-        else:
-            figures.append((time.process_time() - started_cpu) / requests * 1e6)
-        if profiler:
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    figures = [await cpu_per_request(limited, requests, None) for _ in range(rounds)]
+    if profile:
+        await cpu_per_request(limited, requests, cProfile.Profile())
     name = "miss" if cache_ttl == "0" else "hit"
     runs = " ".join(f"{figure:.1f}" for figure in figures)
     print(f"{name}: {statistics.median(figures):.1f} µs of CPU per request (rounds: {runs})")

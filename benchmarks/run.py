@@ -224,6 +224,63 @@ def workers_peak_rss_mb(pid: int) -> float:
     return sum(peak_rss_mb(int(child)) for child in children) if children else peak_rss_mb(pid)
 
 
+def run_scenario(
+    scenario: Scenario,
+    upstream: str,
+    redis_port: int,
+    roots: list[Path],
+    directory: Path,
+    args: argparse.Namespace,
+    seconds: int,
+) -> list[Figures]:
+    """The figures of `scenario` for the gateway of each of `roots`, their runs alternating."""
+    environ = {
+        "GATEWAY_UPSTREAM_URL": upstream,
+        "GATEWAY_CACHE_TTL": scenario.cache_ttl,
+        "GATEWAY_CACHE_MAX_ENTRIES": "5000",  # read by commits before the byte budget
+        "GATEWAY_CACHE_MAX_BYTES": str(512 << 20),
+        "GATEWAY_WORKERS": str(scenario.workers),
+    }
+    if scenario.redis:
+        environ["GATEWAY_CACHE_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+        environ["GATEWAY_CACHE_KEY_SECRET"] = secrets.token_hex(32)
+    script = wrk_script(directory, scenario.query, scenario.tokens)
+    with ExitStack() as gateways:
+        urls, pids = [], []
+        for root in roots:
+            port = free_port()
+            gateway = gateways.enter_context(
+                process(
+                    [PYTHON, "-m", "gateway", "serve"], {**environ, "GATEWAY_PORT": str(port)}, root
+                )
+            )
+            url = f"http://127.0.0.1:{port}/graphql"
+            wait_for(f"http://127.0.0.1:{port}/healthz")
+            first = httpx.post(
+                url, json={"query": scenario.query}, headers={"authorization": "Bearer bench-0"}
+            )
+            assert "errors" not in first.json(), first.text[:500]
+            if scenario.name == "miss" and root == ROOT:
+                (directory / "response.json").write_bytes(first.content)
+            run_wrk(url, script, min(seconds, 2))  # warm-up
+            urls.append(url)
+            pids.append(gateway.pid)
+        # Alternate the gateways run by run, in turn first and second (A B, B A, ...): both
+        # see the same machine, and neither always follows the other.
+        runs: list[list[Figures]] = [[] for _ in roots]
+        for round_ in range(args.runs):
+            order = list(enumerate(urls))
+            for index, url in order if round_ % 2 == 0 else reversed(order):
+                runs[index].append(run_wrk(url, script, seconds))
+        figures = []
+        for collected, pid in zip(runs, pids, strict=True):
+            figures.append(median_figures(collected))
+            figures[-1].rss_mb = workers_peak_rss_mb(pid)
+        if args.soak and scenario.name == "many-tokens":
+            soak(urls[0], script, args.soak, pids[0])
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Benchmark the gateway against its ceiling.")
     parser.add_argument("--quick", action="store_true", help="1 s runs: under a minute in all")
@@ -274,54 +331,10 @@ def main() -> None:
         response_file = directory / "response.json"
         roots = [ROOT] if other_root is None else [ROOT, other_root]
         for scenario in scenarios:
-            environ = {
-                "GATEWAY_UPSTREAM_URL": upstream,
-                "GATEWAY_CACHE_TTL": scenario.cache_ttl,
-                "GATEWAY_CACHE_MAX_ENTRIES": "5000",  # read by commits before the byte budget
-                "GATEWAY_CACHE_MAX_BYTES": str(512 << 20),
-                "GATEWAY_WORKERS": str(scenario.workers),
-            }
-            if scenario.redis:
-                environ["GATEWAY_CACHE_URL"] = f"redis://127.0.0.1:{redis_port}/0"
-                environ["GATEWAY_CACHE_KEY_SECRET"] = secrets.token_hex(32)
-            script = wrk_script(directory, scenario.query, scenario.tokens)
-            with ExitStack() as gateways:
-                urls, pids = [], []
-                for root in roots:
-                    port = free_port()
-                    gateway = gateways.enter_context(
-                        process(
-                            [PYTHON, "-m", "gateway", "serve"],
-                            {**environ, "GATEWAY_PORT": str(port)},
-                            root,
-                        )
-                    )
-                    url = f"http://127.0.0.1:{port}/graphql"
-                    wait_for(f"http://127.0.0.1:{port}/healthz")
-                    first = httpx.post(
-                        url,
-                        json={"query": scenario.query},
-                        headers={"authorization": "Bearer bench-0"},
-                    )
-                    assert "errors" not in first.json(), first.text[:500]
-                    if scenario.name == "miss" and root == ROOT:
-                        response_file.write_bytes(first.content)
-                    run_wrk(url, script, min(seconds, 2))  # warm-up
-                    urls.append(url)
-                    pids.append(gateway.pid)
-                # Alternate the gateways run by run, in turn first and second (A B, B A, ...):
-                # both see the same machine, and neither always follows the other.
-                runs: list[list[Figures]] = [[] for _ in roots]
-                for round_ in range(args.runs):
-                    order = list(enumerate(urls))
-                    for index, url in order if round_ % 2 == 0 else reversed(order):
-                        runs[index].append(run_wrk(url, script, seconds))
-                for index, (collected, pid) in enumerate(zip(runs, pids, strict=True)):
-                    figures = median_figures(collected)
-                    figures.rss_mb = workers_peak_rss_mb(pid)
-                    (results if index == 0 else against)[scenario.name] = figures
-                if args.soak and scenario.name == "many-tokens":
-                    soak(urls[0], script, args.soak, pids[0])
+            figures = run_scenario(scenario, upstream, redis_port, roots, directory, args, seconds)
+            results[scenario.name] = figures[0]
+            if len(figures) > 1:
+                against[scenario.name] = figures[1]
         script = wrk_script(directory, NARROW_QUERY, 1)
         results["bare strawberry"] = reference(
             "benchmarks.bare_strawberry:app", {}, script, seconds, args.runs

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypedDict
 
 import httpx
@@ -33,7 +34,7 @@ from gateway.health import Lifecycle, circuit_reporter, readiness, shutdown_watc
 from gateway.logs import configure_logging
 from gateway.memory_store import MemoryStore
 from gateway.metrics import Metrics
-from gateway.persisted_queries import new_persisted_queries
+from gateway.persisted_queries import PersistedQueries, new_persisted_queries
 from gateway.redaction import install_log_redaction
 from gateway.response_cache import ResponseCache
 from gateway.schema import build_schema
@@ -95,21 +96,16 @@ class GatewayApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-def create_app(
-    settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None
-) -> GatewayApp:
-    """The gateway as an ASGI app, configured by `settings`.
-
-    `upstream_transport` replaces the network under the upstream client (tests only).
-    """
-    install_log_redaction()
-    if settings.tracing:
-        tracing.require_tracing()
-        tracing.ensure_tracer_provider()
-    metrics = Metrics()
-    memory = MemoryStore(settings.cache_max_bytes)
-    lifecycle = Lifecycle()
-    persisted_queries = new_persisted_queries(settings, metrics, memory)
+def _lifespan(
+    settings: Settings,
+    metrics: Metrics,
+    memory: MemoryStore,
+    lifecycle: Lifecycle,
+    persisted_queries: PersistedQueries | None,
+    upstream_transport: httpx.AsyncBaseTransport | None,
+) -> Callable[[Starlette], AbstractAsyncContextManager[AppState]]:
+    """The lifespan: opens the breaker, the page cache and the upstream transport, hands
+    requests the upstream client, and closes everything it and the app opened."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
@@ -135,6 +131,12 @@ def create_app(
             if persisted_queries is not None:
                 await persisted_queries.close()
 
+    return lifespan
+
+
+def _operations_routes(metrics: Metrics, lifecycle: Lifecycle) -> list[BaseRoute]:
+    """`/` (to GraphiQL), `/healthz`, `/readyz` and `/metrics`."""
+
     async def root(_request: Request) -> Response:
         return RedirectResponse("/graphql")
 
@@ -151,49 +153,73 @@ def create_app(
             metrics.set_circuit_state(upstream.breaker.state.value)
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    local_assets = assets_dir(settings.graphiql_assets_dir) if settings.graphiql else None
-    graphiql_html = (
-        graphiql_page(asset_urls(local_assets is not None)) if settings.graphiql else None
-    )
-    schema = build_schema(settings)
-    responses = ResponseCache(secrets.token_bytes(32), memory) if settings.cache_ttl > 0 else None
-    endpoint = GraphQLEndpoint(
-        schema, settings, graphiql_html, persisted_queries, metrics, responses
-    )
-    routes: list[BaseRoute] = [
-        Route(GRAPHQL_PATH, endpoint, methods=["GET", "POST"]),  # for `/graphql/` redirects
+    return [
         Route("/", root, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
+
+
+def _cors(settings: Settings) -> Callable[[ASGIApp], ASGIApp] | None:
+    """CORS for `GATEWAY_CORS_ORIGINS`, as a wrapper of an ASGI app; None without origins."""
+    if not settings.cors_origins:
+        return None
+    origins = list(settings.cors_origins)
+
+    def cors(inner: ASGIApp) -> ASGIApp:
+        return CORSMiddleware(
+            inner,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Accept"],
+            max_age=600,
+        )
+
+    return cors
+
+
+def create_app(
+    settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None
+) -> GatewayApp:
+    """The gateway as an ASGI app, configured by `settings`.
+
+    `upstream_transport` replaces the network under the upstream client (tests only).
+    """
+    install_log_redaction()
+    if settings.tracing:
+        tracing.require_tracing()
+        tracing.ensure_tracer_provider()
+    metrics = Metrics()
+    memory = MemoryStore(settings.cache_max_bytes)
+    lifecycle = Lifecycle()
+    persisted_queries = new_persisted_queries(settings, metrics, memory)
+    local_assets = assets_dir(settings.graphiql_assets_dir) if settings.graphiql else None
+    graphiql_html = (
+        graphiql_page(asset_urls(local_assets is not None)) if settings.graphiql else None
+    )
+    responses = ResponseCache(secrets.token_bytes(32), memory) if settings.cache_ttl > 0 else None
+    endpoint = GraphQLEndpoint(
+        build_schema(settings), settings, graphiql_html, persisted_queries, metrics, responses
+    )
+    routes: list[BaseRoute] = [
+        Route(GRAPHQL_PATH, endpoint, methods=["GET", "POST"]),  # for `/graphql/` redirects
+        *_operations_routes(metrics, lifecycle),
+    ]
     if local_assets is not None:
         routes.append(
             Mount(ASSETS_PATH, StaticFiles(directory=local_assets), name="graphiql-assets")
         )
-    middleware = []
-    graphql_app: ASGIApp = endpoint
-    if settings.cors_origins:
-        origins = list(settings.cors_origins)
-
-        def cors(inner: ASGIApp) -> ASGIApp:
-            return CORSMiddleware(
-                inner,
-                allow_origins=origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type", "Accept"],
-                max_age=600,
-            )
-
-        middleware.append(Middleware(cors))
-        graphql_app = cors(endpoint)
+    cors = _cors(settings)
     app = GatewayApp(
-        graphql_app,
+        cors(endpoint) if cors else endpoint,
         settings,
         routes=routes,
-        middleware=middleware,
+        middleware=[Middleware(cors)] if cors else [],
         exception_handlers={HTTPException: _http_error},
-        lifespan=lifespan,
+        lifespan=_lifespan(
+            settings, metrics, memory, lifecycle, persisted_queries, upstream_transport
+        ),
     )
     app.state.persisted_queries = persisted_queries
     app.state.metrics = metrics

@@ -334,13 +334,8 @@ class GraphQLEndpoint:
         media_type = negotiate(headers.get("accept"))
         params = await read_params(request, headers, self._settings.max_body_bytes)
         record.operation = params.operation_name or operation_name_in(params.query)
-        query, remember = params.query, None
         try:
-            digest = persisted_hash(params.extensions) if self._persisted is not None else None
-            if digest is not None and self._persisted is not None:
-                query = await self._persisted.query_for(digest, params.query)
-                remember = digest if params.query is not None else None
-                record.operation = record.operation or operation_name_in(query)
+            query, remember = await self._query_of(params, record)
         except PersistedQueryError as error:
             record.error_codes.append(error.code)
             response = json_response(
@@ -385,6 +380,19 @@ class GraphQLEndpoint:
         else:
             outcome = "request_error" if is_request_error(result) else "field_error"
         return response, outcome
+
+    async def _query_of(
+        self, params: GraphQLParams, record: RequestRecord
+    ) -> tuple[str | None, str | None]:
+        """The query to run, and the persisted-query hash to register it under (if any)."""
+        if self._persisted is None:
+            return params.query, None
+        digest = persisted_hash(params.extensions)
+        if digest is None:
+            return params.query, None
+        query = await self._persisted.query_for(digest, params.query)
+        record.operation = record.operation or operation_name_in(query)
+        return query, digest if params.query is not None else None
 
     async def _register(self, digest: str, query: str) -> None:
         assert self._persisted is not None
