@@ -29,7 +29,7 @@ from gateway import tracing
 from gateway.cache import new_page_cache
 from gateway.circuit_breaker import CircuitBreaker
 from gateway.graphiql import ASSETS_PATH, asset_urls, assets_dir, graphiql_page
-from gateway.graphql_http import GraphQLEndpoint, error_body, head_refusal, json_response
+from gateway.graphql_http import GraphQLEndpoint, error_body, json_response
 from gateway.health import Lifecycle, circuit_reporter, readiness, shutdown_watch
 from gateway.logs import configure_logging
 from gateway.memory_store import MemoryStore
@@ -63,36 +63,25 @@ async def _http_error(_request: Request, error: Exception) -> Response:
 
 
 class GatewayApp(Starlette):
-    """Starlette, with oversized heads refused and `/graphql` sent straight to its endpoint.
-
-    Every HTTP request's head is measured first (`graphql_http.head_refusal`; the endpoint does
-    it while it reads the headers anyway): over `GATEWAY_MAX_HEADER_BYTES` of headers is 431, a
-    query string over `GATEWAY_MAX_BODY_BYTES` is 414, before anything uses them (the
-    connection protocol, `gateway.http_protocol`, has already bounded what was buffered).
+    """Starlette, with `/graphql` sent straight to its endpoint.
 
     Every GraphQL request skips the middleware stack and router, which only pass it on: the
     endpoint answers its own errors (every method, JSON bodies, 405 with Allow), and CORS, when
     configured, wraps it here too. Measured in process on a response-cache hit: 60 µs of CPU
     through Starlette's stack, 51 µs straight. Everything else (other paths, `/graphql/`,
-    lifespan) goes through Starlette as usual.
+    lifespan) goes through Starlette as usual. The size of a request's head is bounded below
+    the app, by the connection protocol (`gateway.http_protocol`).
     """
 
-    def __init__(self, graphql: ASGIApp, settings: Settings, **options: Any) -> None:
+    def __init__(self, graphql: ASGIApp, **options: Any) -> None:
         super().__init__(**options)
         self._graphql = graphql
-        self._settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            if scope["path"] == GRAPHQL_PATH:
-                scope["app"] = self
-                await self._graphql(scope, receive, send)  # it checks the head itself
-                return
-            size = sum(len(name) + len(value) for name, value in scope["headers"])
-            refusal = head_refusal(scope, size, self._settings)
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
+        if scope["type"] == "http" and scope["path"] == GRAPHQL_PATH:
+            scope["app"] = self
+            await self._graphql(scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
 
 
@@ -213,7 +202,6 @@ def create_app(
     cors = _cors(settings)
     app = GatewayApp(
         cors(endpoint) if cors else endpoint,
-        settings,
         routes=routes,
         middleware=[Middleware(cors)] if cors else [],
         exception_handlers={HTTPException: _http_error},

@@ -134,28 +134,13 @@ def operation_name_in(query: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def header_map(scope: Scope) -> tuple[dict[str, str], int]:
+def header_map(scope: Scope) -> dict[str, str]:
     """The request's headers by (lower-case) name, each name's first value as `Headers.get`
-    gives it, built once per request (every lookup in `Headers` scans the list); and the
-    bytes of all names and values, for `head_refusal`."""
+    gives it; built once per request, where every lookup in `Headers` scans the list."""
     headers: dict[str, str] = {}
-    size = 0
     for name, value in scope["headers"]:
-        size += len(name) + len(value)
         headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-    return headers, size
-
-
-def head_refusal(scope: Scope, header_bytes: int, settings: Settings) -> Response | None:
-    """The answer to a request whose head is over the limits: headers over
-    `GATEWAY_MAX_HEADER_BYTES` (431), a query string over `GATEWAY_MAX_BODY_BYTES` (414)."""
-    if header_bytes > settings.max_header_bytes:
-        message = f"The request headers are over {settings.max_header_bytes} bytes"
-        return json_response(error_body(message, "REQUEST_HEADER_FIELDS_TOO_LARGE"), 431)
-    if len(scope.get("query_string", b"")) > settings.max_body_bytes:
-        message = f"The query string is over {settings.max_body_bytes} bytes; use POST"
-        return json_response(error_body(message, "URI_TOO_LONG"), 414)
-    return None
+    return headers
 
 
 def wants_html(request: Request, headers: dict[str, str]) -> bool:
@@ -277,11 +262,7 @@ class GraphQLEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        headers, header_bytes = header_map(scope)
-        refusal = head_refusal(scope, header_bytes, self._settings)
-        if refusal is not None:
-            await refusal(scope, receive, send)
-            return
+        headers = header_map(scope)
         if (
             request.method == "GET"
             and self._graphiql_html is not None

@@ -6,9 +6,13 @@ however slowly it arrives: 32 requests with a 4 MB `Authorization` header took t
 protocol adds two bounds, before the cost is paid:
 
 - **Head size.** At most `max_head_bytes` of request line and headers are read; the first byte
-  past it ends the connection with `431` (`REQUEST_HEADER_FIELDS_TOO_LARGE`). The app checks the
-  exact limits (`GATEWAY_MAX_HEADER_BYTES` for headers, `GATEWAY_MAX_BODY_BYTES` for a GET's
-  query string); this is the bound on what reaches memory at all.
+  past it ends the connection with `431` (`REQUEST_HEADER_FIELDS_TOO_LARGE`): the bound on
+  what reaches memory at all. Then the exact limits: headers over `max_header_bytes`
+  (`GATEWAY_MAX_HEADER_BYTES`, names and values together) are answered `431`, a query string
+  over `max_query_bytes` (`GATEWAY_MAX_BODY_BYTES`) `414` (`URI_TOO_LONG`), by an app that
+  stands in for the gateway for that request: nothing reaches the endpoint or the upstream.
+  They are measured only when the whole head is larger than the smaller limit, so an
+  ordinary request pays nothing for them.
 - **Read time.** A request must arrive whole, head and body, within `read_timeout` seconds of
   its first byte (or of the connection opening): a head still incomplete gets `408`
   (`REQUEST_TIMEOUT`), a body still incomplete has its connection closed (the app sees the
@@ -23,6 +27,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -40,11 +45,35 @@ class ConnectionLimits:
 
     max_head_bytes: int
     read_timeout: float
+    max_header_bytes: int = 16384
+    max_query_bytes: int = 65536
+
+
+def _error_body(code: str, message: str) -> bytes:
+    return orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
+
+
+def error_app(status: int, code: str, message: str) -> Any:
+    """An ASGI app that reads the request's body and answers this error, JSON-shaped."""
+    body = _error_body(code, message)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"private, no-store"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
 
 
 def error_response(status: int, code: str, message: str) -> bytes:
     """A whole HTTP/1.1 response that closes the connection, in the gateway's error shape."""
-    body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
+    body = _error_body(code, message)
     head = (
         b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
         b"cache-control: private, no-store\r\nconnection: close\r\n\r\n"
@@ -63,6 +92,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._limits = limits
+        # A head (request line, headers, and any body bytes read with them) no larger than
+        # both exact limits cannot break either, so only larger ones are measured.
+        self._measured_above = min(limits.max_header_bytes, limits.max_query_bytes)
         self._head_bytes = 0
         self._reading_head = True
         # One timer per connection at most, armed lazily: a request only notes when it began,
@@ -106,7 +138,31 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
-        _on_headers_complete(self)
+        if self._head_bytes <= self._measured_above:
+            _on_headers_complete(self)  # an ordinary head: within both exact limits
+            return
+        refusal = self._head_refusal()
+        if refusal is None:
+            _on_headers_complete(self)
+            return
+        gateway, self.app = self.app, refusal
+        try:
+            _on_headers_complete(self)  # uvicorn runs `refusal` as this request's app
+        finally:
+            self.app = gateway
+
+    def _head_refusal(self) -> Any:
+        """The answer to a head over the exact limits, as an ASGI app; None if within them."""
+        limits = self._limits
+        header_bytes = sum(len(name) + len(value) for name, value in self.headers)
+        if header_bytes > limits.max_header_bytes:
+            message = f"The request headers are over {limits.max_header_bytes} bytes"
+            return error_app(431, "REQUEST_HEADER_FIELDS_TOO_LARGE", message)
+        query = httptools.parse_url(self.url).query or b""
+        if len(query) > limits.max_query_bytes:
+            message = f"The query string is over {limits.max_query_bytes} bytes; use POST"
+            return error_app(414, "URI_TOO_LONG", message)
+        return None
 
     def on_message_complete(self) -> None:
         self._reading_since = None

@@ -38,6 +38,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     limits = ConnectionLimits(
         max_head_bytes=settings.max_header_bytes + settings.max_body_bytes + _REQUEST_LINE_OVERHEAD,
         read_timeout=settings.client_timeout,
+        max_header_bytes=settings.max_header_bytes,
+        max_query_bytes=settings.max_body_bytes,
     )
     return {
         "http": functools.partial(GuardedHttpToolsProtocol, limits=limits),
