@@ -16,12 +16,11 @@ from strawberry.asgi import GraphQL
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from benchmarks.fixed_upstream import answer
-from gateway.circuit_breaker import CircuitBreaker
-from gateway.context import RequestContext
-from gateway.limits import UpstreamBudget
+from gateway.caller import Caller, UpstreamBudget
+from gateway.context import RequestContext, is_bearer
 from gateway.schema import build_schema
 from gateway.settings import Settings
-from gateway.upstream import UpstreamClient
+from gateway.upstream import CircuitBreaker, UpstreamClient
 
 SETTINGS = Settings.from_env(
     {"GATEWAY_UPSTREAM_URL": "http://memory.invalid", "GATEWAY_CACHE_TTL": "0"}
@@ -47,12 +46,19 @@ class BareGraphQL(GraphQL[RequestContext, None]):
     """Strawberry's ASGI view, with the context the gateway's resolvers read."""
 
     async def get_context(self, request: Any, response: Any) -> RequestContext:
+        authorization = request.headers.get("authorization")
         return RequestContext(
             settings=SETTINGS,
             upstream=UPSTREAM,
-            authorization_header=request.headers.get("authorization"),
-            deadline=time.monotonic() + SETTINGS.request_deadline,
-            budget=UpstreamBudget(SETTINGS.upstream_call_budget),
+            authorization_header=authorization,
+            bearer=Caller(
+                authorization=authorization,
+                credential="",  # no cache here
+                deadline=time.monotonic() + SETTINGS.request_deadline,
+                budget=UpstreamBudget(SETTINGS.upstream_call_budget),
+            )
+            if is_bearer(authorization)
+            else None,
         )
 
 

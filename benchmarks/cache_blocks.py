@@ -17,10 +17,11 @@ import time
 from collections.abc import Awaitable, Callable
 
 from gateway.app import create_app
+from gateway.background import BackgroundServer
 from gateway.pagination import encode_cursor
 from gateway.sample_upstream import SampleUpstream
-from gateway.serving import BackgroundServer, in_process_client
 from gateway.settings import Settings
+from gateway.testing import in_process_client
 
 Query = Callable[[str], Awaitable[dict[str, object]]]
 

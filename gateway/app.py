@@ -1,17 +1,19 @@
 """The HTTP app: Starlette routes, middleware and the lifespan that owns shared resources.
 
-The lifespan opens the one pooled upstream transport, the page cache and the persisted-query
-store, hands them to requests as typed state, and closes them on shutdown.
+The lifespan opens every resource that holds connections or watches the process: the one
+pooled upstream transport, the circuit breaker, the page cache, the persisted-query store and
+the shutdown watch. It hands requests the upstream client and the store as typed state, and
+closes them on shutdown. The factory builds only what holds no connection: the schema, the
+metrics, the byte-bounded memory and the response cache in it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypedDict
+from typing import TypedDict
 
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -23,13 +25,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import tracing
-from gateway.cache import new_page_cache
-from gateway.circuit_breaker import CircuitBreaker
+from gateway.cache import credential_secret, new_page_cache
+from gateway.caller import CredentialDigests
 from gateway.graphiql import ASSETS_PATH, asset_urls, assets_dir, graphiql_page
-from gateway.graphql_http import GraphQLEndpoint, error_body, json_response
+from gateway.graphql_http import GraphQLEndpoint
+from gateway.graphql_request import error_body, json_response
 from gateway.health import Lifecycle, circuit_reporter, readiness, shutdown_watch
 from gateway.logs import configure_logging
 from gateway.memory_store import MemoryStore
@@ -40,8 +42,7 @@ from gateway.response_cache import ResponseCache
 from gateway.schema import build_schema
 from gateway.serving import prepare_serving_process
 from gateway.settings import Settings
-from gateway.transport import UpstreamTransport
-from gateway.upstream import UpstreamClient
+from gateway.upstream import CircuitBreaker, UpstreamClient, UpstreamTransport
 
 _HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 GRAPHQL_PATH = "/graphql"
@@ -51,6 +52,7 @@ class AppState(TypedDict):
     """What the lifespan hands every request (as `request.state`)."""
 
     upstream: UpstreamClient
+    persisted_queries: PersistedQueries | None
 
 
 async def _http_error(_request: Request, error: Exception) -> Response:
@@ -62,39 +64,16 @@ async def _http_error(_request: Request, error: Exception) -> Response:
     return response
 
 
-class GatewayApp(Starlette):
-    """Starlette, with `/graphql` sent straight to its endpoint.
-
-    Every GraphQL request skips the middleware stack and router, which only pass it on: the
-    endpoint answers its own errors (every method, JSON bodies, 405 with Allow), and CORS, when
-    configured, wraps it here too. Measured in process on a response-cache hit: 60 µs of CPU
-    through Starlette's stack, 51 µs straight. Everything else (other paths, `/graphql/`,
-    lifespan) goes through Starlette as usual. The size of a request's head is bounded below
-    the app, by the connection protocol (`gateway.http_protocol`).
-    """
-
-    def __init__(self, graphql: ASGIApp, **options: Any) -> None:
-        super().__init__(**options)
-        self._graphql = graphql
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == GRAPHQL_PATH:
-            scope["app"] = self
-            await self._graphql(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
-
-
 def _lifespan(
     settings: Settings,
     metrics: Metrics,
     memory: MemoryStore,
+    responses: ResponseCache | None,
     lifecycle: Lifecycle,
-    persisted_queries: PersistedQueries | None,
     upstream_transport: httpx.AsyncBaseTransport | None,
 ) -> Callable[[Starlette], AbstractAsyncContextManager[AppState]]:
-    """The lifespan: opens the breaker, the page cache and the upstream transport, hands
-    requests the upstream client, and closes everything it and the app opened."""
+    """The lifespan: opens the breaker, the page cache, the persisted-query store and the
+    upstream transport, hands requests the client and the store, and closes them all."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
@@ -104,7 +83,8 @@ def _lifespan(
             on_change=circuit_reporter(metrics),
         )
         metrics.set_circuit_state(breaker.state.value)
-        cache = new_page_cache(settings, metrics, memory)
+        cache = new_page_cache(settings, metrics, memory, responses)
+        persisted_queries = new_persisted_queries(settings, metrics, memory)
         try:
             transport = upstream_transport or UpstreamTransport()
             if settings.tracing:
@@ -112,11 +92,13 @@ def _lifespan(
             async with transport:
                 with shutdown_watch(lifecycle.draining):
                     lifecycle.started()
-                    yield {"upstream": UpstreamClient(transport, settings, breaker, cache, metrics)}
+                    yield {
+                        "upstream": UpstreamClient(transport, settings, breaker, cache, metrics),
+                        "persisted_queries": persisted_queries,
+                    }
                     lifecycle.draining()
         finally:
-            if cache is not None:
-                await cache.close()
+            await cache.close()
             if persisted_queries is not None:
                 await persisted_queries.close()
 
@@ -150,27 +132,22 @@ def _operations_routes(metrics: Metrics, lifecycle: Lifecycle) -> list[BaseRoute
     ]
 
 
-def _cors(settings: Settings) -> Callable[[ASGIApp], ASGIApp] | None:
-    """CORS for `GATEWAY_CORS_ORIGINS`, as a wrapper of an ASGI app; None without origins."""
+def _cors(settings: Settings) -> Middleware | None:
+    """CORS for `GATEWAY_CORS_ORIGINS`; None without origins."""
     if not settings.cors_origins:
         return None
-    origins = list(settings.cors_origins)
-
-    def cors(inner: ASGIApp) -> ASGIApp:
-        return CORSMiddleware(
-            inner,
-            allow_origins=origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "Accept"],
-            max_age=600,
-        )
-
-    return cors
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Accept"],
+        max_age=600,
+    )
 
 
 def create_app(
     settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None
-) -> GatewayApp:
+) -> Starlette:
     """The gateway as an ASGI app, configured by `settings`.
 
     `upstream_transport` replaces the network under the upstream client (tests only).
@@ -182,17 +159,18 @@ def create_app(
     metrics = Metrics()
     memory = MemoryStore(settings.cache_max_bytes)
     lifecycle = Lifecycle()
-    persisted_queries = new_persisted_queries(settings, metrics, memory)
     local_assets = assets_dir(settings.graphiql_assets_dir) if settings.graphiql else None
     graphiql_html = (
         graphiql_page(asset_urls(local_assets is not None)) if settings.graphiql else None
     )
-    responses = ResponseCache(secrets.token_bytes(32), memory) if settings.cache_ttl > 0 else None
+    responses = ResponseCache(memory) if settings.cache_ttl > 0 else None
+    credentials = CredentialDigests(credential_secret(settings))
     endpoint = GraphQLEndpoint(
-        build_schema(settings), settings, graphiql_html, persisted_queries, metrics, responses
+        build_schema(settings), settings, graphiql_html, metrics, credentials, responses
     )
+    # No methods: the endpoint answers every method itself (405 with Allow, in JSON).
     routes: list[BaseRoute] = [
-        Route(GRAPHQL_PATH, endpoint, methods=["GET", "POST"]),  # for `/graphql/` redirects
+        Route(GRAPHQL_PATH, endpoint),
         *_operations_routes(metrics, lifecycle),
     ]
     if local_assets is not None:
@@ -200,23 +178,19 @@ def create_app(
             Mount(ASSETS_PATH, StaticFiles(directory=local_assets), name="graphiql-assets")
         )
     cors = _cors(settings)
-    app = GatewayApp(
-        cors(endpoint) if cors else endpoint,
+    app = Starlette(
         routes=routes,
-        middleware=[Middleware(cors)] if cors else [],
+        middleware=[cors] if cors else [],
         exception_handlers={HTTPException: _http_error},
-        lifespan=_lifespan(
-            settings, metrics, memory, lifecycle, persisted_queries, upstream_transport
-        ),
+        lifespan=_lifespan(settings, metrics, memory, responses, lifecycle, upstream_transport),
     )
-    app.state.persisted_queries = persisted_queries
     app.state.metrics = metrics
     app.state.memory = memory
     app.state.lifecycle = lifecycle
     return app
 
 
-def create_app_from_environment() -> GatewayApp:
+def create_app_from_environment() -> Starlette:
     """The app as each `serve --workers N` worker builds it, from `GATEWAY_*` variables."""
     settings = Settings.from_env(os.environ)
     configure_logging(settings.log_level)

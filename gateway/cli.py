@@ -15,11 +15,12 @@ import uvicorn
 
 from gateway import __version__
 from gateway.app import create_app
+from gateway.background import BackgroundServer
 from gateway.graphiql import BUNDLED_ASSETS_DIR, fetch_assets
 from gateway.logs import configure_logging
 from gateway.sample_upstream import DEMO_TOKEN, SampleUpstream
 from gateway.schema import export_sdl
-from gateway.serving import BackgroundServer, prepare_serving_process, uvicorn_options
+from gateway.serving import prepare_serving_process, uvicorn_options
 from gateway.settings import ENV_PREFIX, Settings, SettingsError
 
 DEMO_QUERY = (

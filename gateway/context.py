@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.caller import Caller
 from gateway.errors import UnauthenticatedError
-from gateway.limits import UpstreamBudget
 from gateway.settings import Settings
-from gateway.upstream import Caller, UpstreamClient
+from gateway.upstream import UpstreamClient
 
 
 def is_bearer(header: str | None) -> bool:
@@ -27,26 +27,18 @@ class RequestContext:
     upstream: UpstreamClient
     authorization_header: str | None
     """The caller's `Authorization` header exactly as received, or None."""
-    deadline: float
-    """The `time.monotonic()` instant by which all of this request's upstream work must end."""
-    budget: UpstreamBudget
-    """The upstream calls this request may still make."""
+    bearer: Caller | None
+    """The request as upstream calls see it, built once when the header is a bearer token."""
     loaders: dict[str, Any] = field(default_factory=dict)
     """This request's DataLoaders, by name (made on first use by `resolvers`)."""
 
     def caller(self) -> Caller:
-        """This request as upstream calls see it; `UnauthenticatedError` without a bearer token."""
-        return Caller(self.bearer_authorization(), self.deadline, self.budget)
-
-    def bearer_authorization(self) -> str:
-        """The caller's `Authorization` header, verbatim, if it is a non-blank bearer token.
-
-        Raises `UnauthenticatedError` (before any upstream call) when it is missing, blank or
-        another scheme: the gateway forwards what it received and never invents credentials.
-        """
+        """The request's `Caller`; `UnauthenticatedError` (before any upstream call) when the
+        header is missing, blank or another scheme: the gateway forwards what it received and
+        never invents credentials."""
+        if self.bearer is not None:
+            return self.bearer
         header = self.authorization_header
-        if header is not None and is_bearer(header):
-            return header
         if header is None or not header.strip():
             raise UnauthenticatedError(
                 "Send an `Authorization: Bearer <token>` header: the gateway forwards it to "

@@ -21,9 +21,8 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
-from gateway.circuit_breaker import CircuitState
 from gateway.metrics import Metrics
-from gateway.upstream import UpstreamClient
+from gateway.upstream import CircuitState, UpstreamClient
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +104,7 @@ async def readiness(lifecycle: Lifecycle, upstream: UpstreamClient | None) -> tu
         phase = Phase.STARTING if upstream is None else lifecycle.phase
         return 503, {"status": phase.value}
     checks = {"upstream_circuit": upstream.breaker.state.value, "cache": "off"}
-    if upstream.cache is not None:
-        answers = await upstream.cache.store.ping()
+    answers = await upstream.cache.ping()
+    if answers is not None:
         checks["cache"] = "ok" if answers else "unavailable"
     return 200, {"status": "ready", "checks": checks}

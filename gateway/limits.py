@@ -20,12 +20,18 @@ next twice (2^n fields once expanded) costs n summaries, not 2^n walks. Counts s
 handed to graphql-core's own rules, which are then bounded too.
 
 Token count (`TOO_MANY_TOKENS`) is enforced by the parser, body size (413) by the HTTP layer.
-`UpstreamBudget` counts the calls a request really makes, as a backstop at run time.
+`gateway.caller.UpstreamBudget` counts the calls a request really makes, as a backstop at run
+time. The worst case counted here is that of the upstream client's own fetch plans
+(`gateway.pagination.Fetching`), so the estimate and the calls cannot drift apart.
+
+Strawberry's `QueryDepthLimiter` and `MaxAliasesLimiter` were measured for these two limits and
+not used: both expand a fragment at every spread, so their time doubles with each fragment of a
+doubling chain (figures in `benchmarks/README.md`), which is the denial of service this module
+exists to stop, and their errors carry no `extensions.code`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -44,12 +50,12 @@ from graphql import (
     VariableNode,
 )
 
-from gateway.errors import GatewayError
+from gateway.caller import UPSTREAM_BUDGET_EXCEEDED
+from gateway.pagination import Fetching
 
 QUERY_TOO_DEEP = "QUERY_TOO_DEEP"
 TOO_MANY_ALIASES = "TOO_MANY_ALIASES"
 TOO_MANY_REPEATED_FIELDS = "TOO_MANY_REPEATED_FIELDS"
-UPSTREAM_BUDGET_EXCEEDED = "UPSTREAM_BUDGET_EXCEEDED"
 
 # Root fields that page through a list the upstream pages, by name.
 LIST_FIELDS = frozenset({"jobs", "myJobs"})
@@ -61,61 +67,14 @@ COUNTED_LIST_LENGTH = 1_000_000
 _SATURATED = 1 << 30
 
 
-class UpstreamBudgetExceededError(GatewayError):
-    """Raised when a request would make more upstream calls than its budget allows."""
-
-    code = UPSTREAM_BUDGET_EXCEEDED
-
-
-@dataclass
-class UpstreamBudget:
-    """How many more upstream calls this request may make."""
-
-    limit: int
-    spent: int = field(default=0)
-
-    @property
-    def remaining(self) -> int:
-        """Upstream calls still allowed."""
-        return self.limit - self.spent
-
-    def require(self, calls: int) -> None:
-        """Raise, before any call, if `calls` more calls would pass the limit."""
-        if calls > self.remaining:
-            raise UpstreamBudgetExceededError(
-                f"This request needs {calls} more upstream calls; {self.remaining} of "
-                f"{self.limit} are left. Ask for fewer ids per request"
-            )
-
-    def spend(self, calls: int = 1) -> None:
-        """Count `calls` upstream calls; raise when that passes the limit (before calling)."""
-        if self.spent + calls > self.limit:
-            raise UpstreamBudgetExceededError(
-                f"This request needs more than {self.limit} upstream calls; ask for fewer or "
-                "smaller lists per request"
-            )
-        self.spent += calls
-
-
 @dataclass(frozen=True, slots=True)
 class CallEstimate:
     """How many upstream calls one list field may cost, at worst."""
 
     default_page_size: int
     max_page_size: int
-    rows_per_call: int
-    aligned: bool
-    upstream_cap: int = 100
-
-    def calls(self, page_size: int) -> int:
-        """Calls for a window of `page_size` rows (plus the one extra row for hasNextPage)."""
-        calls = math.ceil((page_size + 1) / self.rows_per_call)
-        # An aligned window can straddle one more block than its length alone needs.
-        return calls + 1 if self.aligned else calls
-
-    def count_calls(self) -> int:
-        """Calls to find the end of a list of up to `COUNTED_LIST_LENGTH` rows."""
-        return 2 * math.ceil(math.log2(COUNTED_LIST_LENGTH / self.upstream_cap)) + 2
+    fetching: Fetching
+    """How the upstream client fetches windows and finds a list's end: the plans counted."""
 
     def field_calls(self, field_node: FieldNode, selected: frozenset[str]) -> int:
         """The worst case of upstream calls one root field can cost; `selected` holds the field
@@ -134,7 +93,10 @@ class CallEstimate:
         arguments = {argument.name.value for argument in field_node.arguments or ()}
         counted = "last" in arguments and not {"before", "first"} & arguments
         counted = counted or "totalCount" in selected
-        return self.calls(self._page_size(field_node)) + (self.count_calls() if counted else 0)
+        calls = self.fetching.most_window_calls(self._page_size(field_node))
+        if counted:
+            calls += self.fetching.most_end_search_calls(COUNTED_LIST_LENGTH)
+        return calls
 
     def _page_size(self, field_node: FieldNode) -> int:
         """The rows a list field asks for: literal `first`/`last`, or the worst case."""

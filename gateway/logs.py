@@ -13,7 +13,6 @@ named fields only, and `redaction` scrubs the caller's credentials from every ot
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import random
 import re
@@ -36,9 +35,9 @@ _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, 
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestRecord:
-    """What one GraphQL request did, filled in as it runs and logged when it ends."""
+    """What one GraphQL request did, filled in by the HTTP layer and logged when it ends."""
 
     request_id: str
     started: float = field(default_factory=time.perf_counter)
@@ -46,19 +45,6 @@ class RequestRecord:
     upstream_calls: int = 0
     cache_hits: int = 0
     error_codes: list[str] = field(default_factory=list)
-    data_expires_at: float | None = None
-    """The Unix time the first of the pages this request read expires; past it the response
-    may differ. Now or earlier for pages that were not kept."""
-
-    def data_expire(self, expires_at: float) -> None:
-        """Note that this request read data that stays valid until `expires_at`."""
-        if self.data_expires_at is None or expires_at < self.data_expires_at:
-            self.data_expires_at = expires_at
-
-
-_current: contextvars.ContextVar[RequestRecord | None] = contextvars.ContextVar(
-    "gateway_request_record", default=None
-)
 
 
 def request_id_from(header: str | None) -> str:
@@ -70,24 +56,8 @@ def request_id_from(header: str | None) -> str:
     return f"{random.getrandbits(128):032x}"
 
 
-def current_record() -> RequestRecord | None:
-    """The record of the GraphQL request being served, if any."""
-    return _current.get()
-
-
-def begin_request(request_id: str) -> contextvars.Token[RequestRecord | None]:
-    """Start recording a request in this context; pass the token to `end_request`."""
-    return _current.set(RequestRecord(request_id))
-
-
-def end_request(
-    token: contextvars.Token[RequestRecord | None], *, outcome: str, status: int
-) -> None:
-    """Log the request's summary line and stop recording it."""
-    record = _current.get()
-    _current.reset(token)
-    if record is None:
-        return
+def log_request(record: RequestRecord, *, outcome: str, status: int) -> None:
+    """Log the request's summary line."""
     request_logger.info(
         "graphql request",
         extra={

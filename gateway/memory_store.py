@@ -74,6 +74,18 @@ class MemoryStore:
         if entry is not None:
             self._bytes -= entry[1]
 
+    def delete_prefix(self, prefix: str | bytes) -> int:
+        """Forget every key of `prefix`'s type that starts with it; how many were forgotten.
+        A scan of every entry: for invalidation, which writes cause, not for reads."""
+        doomed: list[Hashable]
+        if isinstance(prefix, str):
+            doomed = [k for k in self._entries if isinstance(k, str) and k.startswith(prefix)]
+        else:
+            doomed = [k for k in self._entries if isinstance(k, bytes) and k.startswith(prefix)]
+        for key in doomed:
+            self.delete(key)
+        return len(doomed)
+
 
 class MemoryBackend(BaseCache):  # type: ignore[misc]
     """aiocache's backend interface over a `MemoryStore`: values arrive serialized (bytes or

@@ -9,13 +9,19 @@ last N. The window is fetched with one extra row after it, so `hasNextPage` is e
 whether any row follows the returned ones. `hasPreviousPage` says whether the window starts after
 position 0 (true for every cursor the gateway issued, since the row the cursor names exists).
 Both flags are computed in either direction of travel, which the spec allows.
+
+It also owns the fetch plan (`Fetching`): which upstream calls fetch a window (chunks of at
+most the upstream's cap, or whole aligned blocks that neighbouring windows share when pages are
+cached), how their rows are stitched, and how the end of a list is searched for. The upstream
+client runs these plans; the request limits count the calls of the very same plans.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -192,3 +198,91 @@ def stitch_chunks(limits: Sequence[int], pages: Sequence[Sequence[T]]) -> list[T
         if len(page) < limit:
             break
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPlan:
+    """The upstream calls that fetch rows `[skip, skip + limit)`, and how to put them together."""
+
+    skip: int
+    limit: int
+    calls: tuple[tuple[int, int], ...]
+    """(skip, limit) of each call, in list order."""
+
+    @property
+    def is_the_window(self) -> bool:
+        """Whether one call asks for exactly the window (its rows need no stitching)."""
+        return self.calls == ((self.skip, self.limit),)
+
+    def rows(self, pages: Sequence[Sequence[T]]) -> list[T]:
+        """The window's rows out of the calls' answers (see `stitch_chunks` for short ones)."""
+        rows = stitch_chunks([size for _, size in self.calls], pages)
+        offset = self.skip - self.calls[0][0]
+        return rows[offset : offset + self.limit]
+
+
+EndSearch = Generator[tuple[int, int], int, int | None]
+"""Yields the (skip, limit) call to make next, is sent how many rows it returned, and returns
+the list's length (None: longer than any offset the upstream takes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetching:
+    """How windows of an upstream-paged list are fetched.
+
+    `cap` is the most rows the upstream returns per call. With `block_size` (pages are cached)
+    windows are fetched as whole aligned blocks, so neighbouring windows share them; without,
+    as they are, in chunks of at most `cap` rows.
+    """
+
+    cap: int
+    block_size: int = 0
+
+    def plan(self, skip: int, limit: int) -> FetchPlan:
+        """The calls that fetch rows `[skip, skip + limit)`."""
+        block_size = min(self.block_size, self.cap)
+        if block_size:
+            calls = aligned_blocks(skip, limit, block_size)
+        else:
+            calls = upstream_chunks(skip, limit, self.cap)
+        return FetchPlan(skip, limit, tuple(calls))
+
+    def most_window_calls(self, page_size: int) -> int:
+        """The most calls `plan` makes for a page of `page_size` rows (and the row after it)."""
+        block_size = min(self.block_size, self.cap)
+        if block_size:
+            # An aligned window can straddle one more block than its length alone needs.
+            return math.ceil((page_size + 1) / block_size) + 1
+        return math.ceil((page_size + 1) / self.cap)
+
+    def end_search(self) -> EndSearch:
+        """The search for a list's length; the API has no count.
+
+        One call of `cap` rows answers lists shorter than that. Longer ones are probed with
+        `limit=1` at 2x, 4x, 8x... the cap until a probe is empty, then bisected down to one
+        cap-sized window, which is fetched: about 2 log2(N / cap) + 2 calls in all.
+        """
+        cap = self.cap
+        head = yield (0, cap)
+        if head < cap:
+            return head
+        present, absent = cap - 1, None
+        for probe in end_probes(cap):
+            if (yield (probe, 1)):
+                present = probe
+            else:
+                absent = probe
+                break
+        if absent is None:
+            return None
+        while absent - present > cap:
+            middle = (present + absent) // 2
+            if (yield (middle, 1)):
+                present = middle
+            else:
+                absent = middle
+        return present + (yield (present, cap))
+
+    def most_end_search_calls(self, longest: int) -> int:
+        """The most calls `end_search` makes for a list of up to `longest` rows."""
+        return 2 * math.ceil(math.log2(max(longest / self.cap, 1))) + 2

@@ -17,12 +17,13 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
+from gateway.caller import Caller
 from gateway.context import RequestContext
 from gateway.errors import BadUserInputError
 from gateway.node_ids import job_id_from
 from gateway.pagination import Page, needs_list_length, page_from_rows, page_window
 from gateway.types import Job, JobConnection, JobEdge, Node, PageInfo
-from gateway.upstream import JOBS_PATH, MY_JOBS_PATH, Caller, JobJSON
+from gateway.upstream import JOBS_PATH, MY_JOBS_PATH, JobJSON
 
 GraphQLContext = Info[RequestContext, None]
 T = TypeVar("T")
@@ -211,7 +212,7 @@ async def resolve_node(
 ) -> Node | None:
     """`Query.node`: refetch a job by its global id; null when the upstream does not know it."""
     context = info.context
-    context.bearer_authorization()
+    context.caller()
     job = await _jobs_by_id(context).load(job_id_from(str(id)))
     return cast(Node | None, job)
 
@@ -224,13 +225,13 @@ async def resolve_nodes(
 ) -> list[Node | None]:
     """`Query.nodes`: several jobs by global id, in order; duplicates cost one call."""
     context = info.context
-    context.bearer_authorization()
+    caller = context.caller()
     if len(ids) > context.settings.max_page_size:
         raise BadUserInputError(
             f"`ids` may hold at most {context.settings.max_page_size} ids (got {len(ids)})"
         )
     job_ids = [job_id_from(str(value)) for value in ids]
-    context.budget.require(len(set(job_ids)))
+    caller.budget.require(len(set(job_ids)))
     jobs: list[Any] = await _jobs_by_id(context).load_many(job_ids)
     return cast(list[Node | None], jobs)
 
@@ -244,7 +245,7 @@ async def resolve_job(
 ) -> Job | None:
     """`Query.job`: one job by its client id; null when the upstream does not know it."""
     context = info.context
-    context.bearer_authorization()
+    context.caller()
     value = str(client_job_id).strip()
     if not value or len(value) > 200:
         raise BadUserInputError("`clientJobId` must be a non-empty id of at most 200 characters")

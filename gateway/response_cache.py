@@ -2,11 +2,11 @@
 
 Executing a query over cached pages gives the same answer until the first of those pages
 expires, so that answer itself is kept until then: a repeated query skips parsing, validation,
-execution and encoding. Entries are keyed by a MAC of the caller's whole Authorization header
-under a per-process random key (keyed BLAKE2b, which hashlib computes in one call, where an
-OpenSSL HMAC-SHA256 costs about a microsecond more per request), plus a hash of the query text,
+execution and encoding. Entries are keyed by the caller's credential digest
+(`Caller.credential`, the keyed digest page keys hold too), plus a hash of the query text,
 variables, operation name and response media type, so one credential's responses are never
-served to another. Only answers without errors, built
+served to another, and `forget` drops one credential's responses when its pages are
+invalidated. Only answers without errors, built
 entirely from pages that were stored, are kept, in the app's `MemoryStore` (bounded by
 `GATEWAY_CACHE_MAX_BYTES` together with pages and persisted queries, least recently used out
 first). It lives in each process (a hit must cost less than a Redis round trip); with
@@ -37,26 +37,22 @@ class CachedResponse:
 class ResponseCache:
     """A bounded, per-credential map of request to response."""
 
-    def __init__(self, secret: bytes, store: MemoryStore) -> None:
-        self._secret = secret
+    def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
     def key_for(
         self,
-        authorization: str | None,
+        credential: str,
         query: str,
         variables: dict[str, Any] | None,
         operation_name: str | None,
         media_type: str,
     ) -> bytes:
-        """The entry key of a request: credential MAC, then a hash of everything else."""
-        credential = hashlib.blake2b(
-            (authorization or "").encode(), key=self._secret, digest_size=32
-        ).digest()
+        """The entry key of a request: the credential digest, then a hash of the rest."""
         request = hashlib.blake2b(query.encode(), digest_size=32)
         request.update(b"\0" + orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
         request.update(b"\0" + (operation_name or "").encode() + b"\0" + media_type.encode())
-        return credential + request.digest()
+        return credential.encode() + request.digest()
 
     def get(self, key: bytes) -> CachedResponse | None:
         """The kept response for `key`, if it still holds."""
@@ -76,3 +72,7 @@ class ResponseCache:
         entry = CachedResponse(body, media_type, expires_at)
         # No ttl for the store: `get` checks `expires_at` itself, and the store evicts by use.
         self._store.put(key, entry, len(key) + len(body) + len(media_type), None)
+
+    def forget(self, credential: str) -> None:
+        """Drop every response kept for `credential`."""
+        self._store.delete_prefix(credential.encode())

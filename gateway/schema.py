@@ -15,6 +15,7 @@ from gateway import tracing
 from gateway.documents import CheckedDocuments, DocumentCache
 from gateway.error_contract import coded_error
 from gateway.limits import CallEstimate, DocumentLimits
+from gateway.pagination import Fetching
 from gateway.projection import ProjectingExecutionContext
 from gateway.resolvers import (
     resolve_job,
@@ -122,9 +123,7 @@ def build_schema(settings: Settings | None = None) -> GatewaySchema:
         estimate = CallEstimate(
             default_page_size=settings.default_page_size,
             max_page_size=settings.max_page_size,
-            rows_per_call=min(settings.upstream_max_limit, settings.cache_block_size or 10**9),
-            aligned=settings.cache_ttl > 0 and settings.cache_block_size > 0,
-            upstream_cap=settings.upstream_max_limit,
+            fetching=Fetching(settings.upstream_max_limit, settings.fetch_block_size),
         )
         limits = DocumentLimits(
             max_depth=settings.max_depth,

@@ -355,6 +355,12 @@ class Settings:
         """Whether the cache is a Redis shared with other processes."""
         return self.cache_url.startswith(("redis://", "rediss://"))
 
+    @property
+    def fetch_block_size(self) -> int:
+        """Rows per aligned block list windows are fetched in: `cache_block_size` when pages
+        are cached (neighbouring windows then share blocks), 0 (windows as they are) when not."""
+        return self.cache_block_size if self.cache_ttl > 0 else 0
+
     @classmethod
     def documentation(cls) -> list[tuple[str, str, str]]:
         """(variable, default, meaning) for every setting: the source of the README's table."""

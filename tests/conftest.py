@@ -17,14 +17,14 @@ import pytest
 from starlette.types import ASGIApp
 
 from gateway.app import create_app
-from gateway.circuit_breaker import CircuitBreaker
-from gateway.context import RequestContext
-from gateway.limits import UpstreamBudget
+from gateway.background import BackgroundServer
+from gateway.caller import Caller, UpstreamBudget
+from gateway.context import RequestContext, is_bearer
 from gateway.sample_upstream import DEMO_TOKEN, SampleUpstream
 from gateway.schema import build_schema
-from gateway.serving import BackgroundServer, in_process_client
 from gateway.settings import Settings
-from gateway.upstream import UpstreamClient
+from gateway.testing import in_process_client
+from gateway.upstream import CircuitBreaker, UpstreamClient
 
 from .redis_process import RedisProcess
 
@@ -54,6 +54,18 @@ def make_settings(
     return Settings.from_env(environ)
 
 
+def bearer_caller(
+    authorization: str = f"Bearer {DEMO_TOKEN}", *, budget: int = 30, deadline: float = 10.0
+) -> Caller:
+    """A `Caller` as the HTTP layer builds it for a bearer token (the digest is a test's)."""
+    return Caller(
+        authorization=authorization,
+        credential=f"test-digest-of-{len(authorization)}-{hash(authorization):x}",
+        deadline=time.monotonic() + deadline,
+        budget=UpstreamBudget(budget),
+    )
+
+
 def request_context(
     transport: httpx.AsyncBaseTransport,
     authorization: str | None = f"Bearer {DEMO_TOKEN}",
@@ -62,12 +74,19 @@ def request_context(
     """The context the HTTP layer would build, over `transport` (usually a MockTransport)."""
     settings = make_settings(**overrides)
     breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
+    caller = None
+    if is_bearer(authorization):
+        assert authorization is not None
+        caller = bearer_caller(
+            authorization,
+            budget=settings.upstream_call_budget,
+            deadline=settings.request_deadline,
+        )
     return RequestContext(
         settings=settings,
         upstream=UpstreamClient(transport, settings, breaker),
         authorization_header=authorization,
-        deadline=time.monotonic() + settings.request_deadline,
-        budget=UpstreamBudget(settings.upstream_call_budget),
+        bearer=caller,
     )
 
 

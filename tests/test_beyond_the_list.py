@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.background import BackgroundServer
 from gateway.node_ids import global_id
 from gateway.pagination import encode_cursor
 from gateway.sample_upstream import Grant, SampleUpstream
-from gateway.serving import BackgroundServer
 
 from .conftest import network_gateway
 

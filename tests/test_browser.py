@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Route, sync_playwright
 
+from gateway.background import BackgroundServer
 from gateway.graphiql import assets_dir
-from gateway.serving import BackgroundServer
 
 from .conftest import network_gateway
 

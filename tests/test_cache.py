@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.background import BackgroundServer
 from gateway.pagination import encode_cursor
 from gateway.sample_upstream import SampleUpstream
-from gateway.serving import BackgroundServer
 
 from .conftest import (
     PerTokenUpstream,
@@ -188,17 +188,18 @@ async def test_no_cross_token_leak_under_concurrency(
 
 
 async def test_redis_keys_hold_no_token(redis: RedisProcess) -> None:
-    """Keys carry an HMAC of the credential, never the token itself."""
+    """Keys carry a keyed digest of the credential, never the token itself."""
     upstream = PerTokenUpstream()
     async with asgi_client(
         cached_app(upstream, cache_url=redis.url, cache_key_secret=SECRET)
     ) as client:
         await graphql(client, PAGE, headers=bearer("very-secret-token-123"))
     keys = redis.command("KEYS", "*")
-    assert b"jobs-gateway:v1:page:" in keys
+    assert b"jobs-gateway:v2:page:" in keys
     assert b"very-secret-token-123" not in keys
-    digest = hashlib.sha256(b"Bearer very-secret-token-123").hexdigest().encode()
-    assert digest not in keys  # keyed: a plain hash of a guessed token does not match either
+    for unkeyed in (hashlib.sha256, hashlib.blake2b):
+        digest = unkeyed(b"Bearer very-secret-token-123").hexdigest().encode()
+        assert digest[:64] not in keys  # keyed: a plain hash of a guessed token does not match either
 
 
 async def test_walking_forward_reuses_aligned_blocks() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.circuit_breaker import CircuitBreaker, CircuitOpenError, CircuitState
+from gateway.upstream.breaker import CircuitBreaker, CircuitOpenError, CircuitState
 
 from .conftest import Clock
 

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.background import BackgroundServer
 from gateway.pagination import encode_cursor
 from gateway.sample_upstream import SampleUpstream
-from gateway.serving import BackgroundServer
 
 pytestmark = pytest.mark.e2e
 

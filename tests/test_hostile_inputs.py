@@ -25,15 +25,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.app import create_app
-from gateway.circuit_breaker import CircuitBreaker
+from gateway.background import BackgroundServer
 from gateway.http_protocol import ConnectionLimits
-from gateway.limits import UpstreamBudget
 from gateway.sample_upstream import DEMO_TOKEN, SampleUpstream
-from gateway.serving import BackgroundServer, uvicorn_options
-from gateway.transport import UpstreamTransport
-from gateway.upstream import Caller, UpstreamClient
+from gateway.serving import uvicorn_options
+from gateway.upstream import CircuitBreaker, UpstreamClient, UpstreamTransport
 
-from .conftest import DEMO_AUTH, asgi_client, graphql, in_process_gateway, make_settings
+from .conftest import (
+    DEMO_AUTH,
+    asgi_client,
+    bearer_caller,
+    graphql,
+    in_process_gateway,
+    make_settings,
+)
 from .faulty_upstream import Fault, FaultyUpstream
 
 pytestmark = pytest.mark.anyio
@@ -87,7 +92,7 @@ def test_every_other_id_is_exactly_one_path_segment(client_job_id: str, workflow
         settings = make_settings(url)
         transport = UpstreamTransport()
         client = UpstreamClient(transport, settings, CircuitBreaker(0, 1))
-        caller = Caller("Bearer t0ken-value", time.monotonic() + 5, UpstreamBudget(10))
+        caller = bearer_caller("Bearer t0ken-value", budget=10, deadline=5)
         try:
             await client.job_by_client_id(caller, client_job_id)
             await client.workflow_jobs(caller, workflow_id)

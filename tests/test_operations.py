@@ -22,10 +22,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.types import ASGIApp
 
+from gateway.background import BackgroundServer
 from gateway.health import shutdown_watch
 from gateway.logs import JsonFormatter, utc_timestamp
 from gateway.sample_upstream import Grant, SampleUpstream
-from gateway.serving import BackgroundServer
 
 from .conftest import DEMO_AUTH, asgi_client, graphql, in_process_gateway, network_gateway
 from .redis_process import RedisProcess, free_port

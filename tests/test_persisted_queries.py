@@ -11,9 +11,9 @@ import httpx
 import orjson
 import pytest
 
+from gateway.background import BackgroundServer
 from gateway.metrics import Metrics
 from gateway.sample_upstream import SampleUpstream
-from gateway.serving import BackgroundServer
 
 from .conftest import DEMO_AUTH, asgi_client, in_process_gateway, network_gateway, run_node
 from .redis_process import RedisProcess

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.background import BackgroundServer
 from gateway.sample_upstream import SampleUpstream
 from gateway.schema import build_schema
-from gateway.serving import BackgroundServer
 
 from .conftest import (
     DEMO_AUTH,

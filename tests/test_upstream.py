@@ -14,14 +14,14 @@ from yarl import URL
 
 from gateway.errors import UpstreamRateLimitedError, UpstreamUnavailableError
 from gateway.redaction import install_log_redaction, redact_echoes, redacting, secrets_of
-from gateway.transport import httpx_error
-from gateway.upstream import (
+from gateway.upstream.statuses import (
     ConnectFailedError,
     is_retryable,
     log_excerpt,
     parse_retry_after,
     upstream_message,
 )
+from gateway.upstream.transport import httpx_error
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -1,0 +1,198 @@
+"""The Jobs API client: one method per endpoint, reading through the page cache.
+
+It knows the API's paths and what each answers; how one GET is made (budget, deadline,
+breaker, retries, the wire) is `exchange`'s, how a window is split into calls and how a list's
+end is found is `gateway.pagination`'s (`Fetching`), and what is kept is the cache's. It knows
+nothing of GraphQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from gateway.cache import Fetched, NullPageCache, PageCache
+from gateway.caller import Caller
+from gateway.errors import BadUserInputError, NotFoundError, UpstreamBadResponseError
+from gateway.metrics import Metrics
+from gateway.pagination import Fetching
+from gateway.settings import Settings
+from gateway.upstream.breaker import CircuitBreaker
+from gateway.upstream.decoding import (
+    JobJSON,
+    cache_lifetime,
+    decode_job_list,
+    decode_single_job,
+)
+from gateway.upstream.exchange import Exchange, UpstreamResponse
+from gateway.upstream.statuses import BadResponse
+
+Decoded = TypeVar("Decoded")
+
+JOBS_PATH: Final = "/jobs/v1/"
+MY_JOBS_PATH: Final = "/jobs/v1/my/"
+_MAX_ID_LENGTH: Final = 200
+_FORBIDDEN_IN_IDS = re.compile(r"[/?#\\\x00-\x1f\x7f]")
+
+
+def path_segment(value: str, name: str) -> str:
+    """`value` percent-encoded as exactly one URL path segment; `BadUserInputError` (before any
+    call) for an id that could mean another path: empty, `.`, `..`, or holding `/`, `?`, `#`,
+    `\\` or a control character, or longer than 200 characters."""
+    if value in ("", ".", "..") or len(value) > _MAX_ID_LENGTH or _FORBIDDEN_IN_IDS.search(value):
+        raise BadUserInputError(
+            f"`{name}` must be a non-empty id of at most {_MAX_ID_LENGTH} characters, not `.` "
+            "or `..`, without `/`, `?`, `#`, `\\` or control characters"
+        )
+    return quote(value, safe="")
+
+
+async def _all_in_order(
+    calls: list[Coroutine[Any, Any, list[JobJSON]]],
+) -> list[list[JobJSON]]:
+    """Run `calls` concurrently; the first failure cancels the rest and is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(call) for call in calls]
+    except ExceptionGroup as failures:
+        raise failures.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+class UpstreamClient:
+    """Calls the Jobs REST API with each caller's token through one shared, pooled transport."""
+
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport,
+        settings: Settings,
+        breaker: CircuitBreaker,
+        cache: PageCache | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._cache: PageCache = cache or NullPageCache()
+        self._exchange = Exchange(transport, settings, breaker, metrics or Metrics())
+        self._base_url = settings.upstream_url.rstrip("/")
+        self.fetching = Fetching(settings.upstream_max_limit, settings.fetch_block_size)
+        """How list windows are split into calls (what the request limits count too)."""
+
+    @property
+    def base_url(self) -> str:
+        """The upstream base URL, without a trailing slash."""
+        return self._base_url
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The circuit breaker guarding this upstream."""
+        return self._exchange.breaker
+
+    @property
+    def cache(self) -> PageCache:
+        """The page cache in front of this upstream (the null one when caching is off)."""
+        return self._cache
+
+    async def list_jobs(
+        self, caller: Caller, *, skip: int, limit: int, path: str = JOBS_PATH
+    ) -> list[JobJSON]:
+        """`GET {path}?skip=&limit=` (the team's jobs, or `MY_JOBS_PATH`): up to `limit` jobs
+        from `skip` on, in the calls of the fetch plan, run concurrently and stitched in order."""
+        plan = self.fetching.plan(skip, limit)
+        if plan.is_the_window:
+            return await self._job_list(caller, path, skip, limit)
+        pages = await _all_in_order(
+            [self._job_list(caller, path, start, size) for start, size in plan.calls]
+        )
+        return plan.rows(pages)
+
+    async def count_jobs(self, caller: Caller, *, path: str = JOBS_PATH) -> int:
+        """How many jobs `GET {path}` lists, by the fetch plan's end search (uncached calls);
+        the count itself is cached per credential like a page."""
+
+        async def fetch() -> Fetched:
+            search = self.fetching.end_search()
+            try:
+                call = next(search)
+                while True:
+                    rows = await self._fetch_job_list(caller, path, *call)
+                    call = search.send(len(rows.rows))
+            except StopIteration as done:
+                if done.value is None:
+                    raise UpstreamBadResponseError(
+                        "The Jobs API lists more jobs than the gateway can count"
+                    ) from None
+                return Fetched([done.value])
+
+        return int((await self._cache.get_or_fetch(caller, f"count:{self._url(path)}", fetch))[0])
+
+    async def workflow_jobs(self, caller: Caller, workflow_id: str) -> list[JobJSON]:
+        """`GET /jobs/v1/workflow/{workflowId}`: every job of one workflow (no paging upstream),
+        cached per credential like a page."""
+        url = self._url(f"{JOBS_PATH}workflow/{path_segment(workflow_id, 'workflowId')}")
+
+        async def fetch() -> Fetched:
+            response = await self._exchange.get(caller, url, {}, "workflow_jobs")
+            rows = self._decoded(decode_job_list, response, caller, "workflow_jobs")
+            return Fetched(rows, max_age=self._lifetime(response))
+
+        return await self._cache.get_or_fetch(caller, url, fetch)
+
+    async def job_by_id(self, caller: Caller, job_id: str) -> JobJSON | None:
+        """`GET /jobs/v1/bson/{jobId}`: one job, or None when the API answers 404."""
+        path = f"{JOBS_PATH}bson/{path_segment(job_id, 'jobId')}"
+        return await self._single_job(caller, path, "job_by_id")
+
+    async def job_by_client_id(self, caller: Caller, client_job_id: str) -> JobJSON | None:
+        """`GET /jobs/v1/{clientJobId}`: one job, or None when the API answers 404."""
+        path = f"{JOBS_PATH}{path_segment(client_job_id, 'clientJobId')}"
+        return await self._single_job(caller, path, "job_by_client_id")
+
+    def _url(self, path: str) -> str:
+        return self._base_url + path
+
+    async def _single_job(self, caller: Caller, path: str, endpoint: str) -> JobJSON | None:
+        url = self._url(path)
+
+        async def fetch() -> Fetched:
+            response = await self._exchange.get(caller, url, {}, endpoint)
+            job = self._decoded(decode_single_job, response, caller, endpoint)
+            return Fetched([job], max_age=self._lifetime(response))
+
+        try:
+            return (await self._cache.get_or_fetch(caller, url, fetch))[0]  # type: ignore[no-any-return]
+        except NotFoundError:
+            return None
+
+    async def _job_list(self, caller: Caller, path: str, skip: int, limit: int) -> list[JobJSON]:
+        resource = f"{self._url(path)}?skip={skip}&limit={limit}"
+        return await self._cache.get_or_fetch(
+            caller, resource, lambda: self._fetch_job_list(caller, path, skip, limit)
+        )
+
+    async def _fetch_job_list(self, caller: Caller, path: str, skip: int, limit: int) -> Fetched:
+        endpoint = "my_jobs_list" if path == MY_JOBS_PATH else "jobs_list"
+        params = {"skip": skip, "limit": limit}
+        response = await self._exchange.get(caller, self._url(path), params, endpoint)
+        rows = self._decoded(decode_job_list, response, caller, endpoint)
+        return Fetched(rows, max_age=self._lifetime(response))
+
+    def _decoded(
+        self,
+        decode: Callable[[int, bytes, str], Decoded],
+        response: UpstreamResponse,
+        caller: Caller,
+        endpoint: str,
+    ) -> Decoded:
+        """`decode` applied to a 2xx answer; a bad one is counted before it is raised."""
+        try:
+            return decode(response.status, response.body, caller.authorization)
+        except BadResponse as error:
+            self._exchange.metrics.upstream_bad_responses.labels(endpoint, error.reason).inc()
+            raise
+
+    def _lifetime(self, response: UpstreamResponse) -> float | None:
+        return cache_lifetime(response.headers, shared=self._cache.shared)
