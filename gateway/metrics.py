@@ -53,6 +53,10 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        self._add_upstream_collectors(registry)
+        self._add_cache_collectors(registry)
+
+    def _add_upstream_collectors(self, registry: CollectorRegistry) -> None:
         self.upstream_requests = Counter(
             "gateway_upstream_requests",
             "Upstream attempts by endpoint and status class (2xx, 4xx, 5xx, timeout, network).",
@@ -85,6 +89,8 @@ class Metrics:
             registry=registry,
             multiprocess_mode="max",
         )
+
+    def _add_cache_collectors(self, registry: CollectorRegistry) -> None:
         self.cache_up = Gauge(
             "gateway_cache_backend_up",
             "1 while the cache backend answers, 0 while it fails (min over workers).",
@@ -95,7 +101,7 @@ class Metrics:
         self.cache_operations = Counter(
             "gateway_cache_operations",
             "Page-cache lookups and stores by backend and result "
-            "(hit, miss, store, error, not_stored).",
+            "(hit, miss, store, error, not_stored, invalidation).",
             ["backend", "result"],
             registry=registry,
         )

@@ -199,7 +199,7 @@ async def test_redis_keys_hold_no_token(redis: RedisProcess) -> None:
     assert b"very-secret-token-123" not in keys
     for unkeyed in (hashlib.sha256, hashlib.blake2b):
         digest = unkeyed(b"Bearer very-secret-token-123").hexdigest().encode()
-        assert digest[:64] not in keys  # keyed: a plain hash of a guessed token does not match either
+        assert digest[:64] not in keys  # keyed: a plain hash of a guessed token matches nothing
 
 
 async def test_walking_forward_reuses_aligned_blocks() -> None:

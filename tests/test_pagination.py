@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from gateway.errors import BadUserInputError
 from gateway.pagination import (
     MAX_OFFSET,
+    Fetching,
     Window,
     decode_cursor,
     encode_cursor,
@@ -246,3 +247,44 @@ def test_a_silently_capping_upstream_gives_a_consistent_prefix(
     pages = [rows[start : start + min(chunk_limit, silent_cap)] for start, chunk_limit in chunks]
     stitched = stitch_chunks([chunk_limit for _, chunk_limit in chunks], pages)
     assert stitched == rows[: len(stitched)]
+
+
+@given(
+    length=st.integers(0, 700),
+    skip=st.integers(0, 700),
+    page_size=st.integers(0, 150),
+    cap=st.integers(1, 120),
+    block_size=st.sampled_from([0, 1, 7, 50, 100, 500]),
+)
+def test_fetch_plans_give_the_slice_within_the_counted_calls(
+    length: int, skip: int, page_size: int, cap: int, block_size: int
+) -> None:
+    """Every plan (chunks or aligned blocks) stitches to the plain slice of the list, with no
+    call over the cap and no more calls than the request limits count for it."""
+    fetching = Fetching(cap, block_size)
+    reference = list(range(length))
+    limit = page_size + 1  # a window is fetched with the row after it
+    plan = fetching.plan(skip, limit)
+    assert all(size <= cap for _, size in plan.calls)
+    assert len(plan.calls) <= fetching.most_window_calls(page_size)
+    pages = [reference[start : start + size] for start, size in plan.calls]
+    assert plan.rows(pages) == reference[skip : skip + limit]
+
+
+@given(length=st.integers(0, 1_000_000), cap=st.integers(1, 500))
+def test_the_end_search_finds_the_length_within_the_counted_calls(length: int, cap: int) -> None:
+    """Against a list of any length up to the counted maximum, the search ends with exactly its
+    length, in no more calls than the request limits count for it."""
+    fetching = Fetching(cap)
+    search = fetching.end_search()
+    calls = 0
+    found = None
+    try:
+        skip, limit = next(search)
+        while True:
+            calls += 1
+            skip, limit = search.send(max(0, min(limit, length - skip)))
+    except StopIteration as done:
+        found = done.value
+    assert found == length
+    assert calls <= fetching.most_end_search_calls(1_000_000)
