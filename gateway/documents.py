@@ -2,8 +2,8 @@
 
 One Strawberry extension (`CheckedDocuments`) takes over the steps before execution:
 
-1. parse, with the token limit (`TOO_MANY_TOKENS`); graphql-core's parser also refuses
-   documents nested past the interpreter's stack;
+1. parse, with the token limit (`TOO_MANY_TOKENS`, comments counted: they cost a token each
+   to read), and documents nested past the interpreter's stack refused (`GRAPHQL_PARSE_FAILED`);
 2. the gateway's own limits (`gateway.limits.DocumentLimits`), in time linear in the document;
 3. only if those pass, graphql-core's validation rules, which are not all linear: the
    overlapping-fields rule is quadratic in the copies of one response key, which step 2 bounds.
@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError, GraphQLSchema
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, GraphQLSyntaxError, Source, TokenKind
+from graphql.language.parser import Parser
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
@@ -69,14 +70,59 @@ class DocumentCache:
             self._bytes -= len(old)
 
 
-def _validate(schema: GraphQLSchema, document: DocumentNode, rules: Any) -> list[GraphQLError]:
-    """graphql-core's validation; a document too deep for its recursive rules is refused."""
+class TooManyTokensError(GraphQLSyntaxError):
+    """A document with more tokens than `GATEWAY_MAX_TOKENS`, refused while it is parsed."""
+
+    def __init__(self, source: Source, position: int, limit: int) -> None:
+        super().__init__(source, position, f"Document contains more than {limit} tokens.")
+        self.extensions = {"code": "TOO_MANY_TOKENS"}
+
+
+class _TokenCountingParser(Parser):
+    """graphql-core's parser, refusing a document at its token past `limit` (comments, which
+    the lexer skips but reads, counted too)."""
+
+    def __init__(self, source: Source, limit: int) -> None:
+        super().__init__(source)
+        self._limit = limit
+        self._counted = 0
+
+    def advance_lexer(self) -> None:
+        before = self._lexer.token
+        super().advance_lexer()
+        after = self._lexer.token
+        token = before.next
+        while token is not None:
+            self._counted += token.kind is not TokenKind.EOF
+            if token is after:
+                break
+            token = token.next
+        if self._counted > self._limit:
+            raise TooManyTokensError(self._lexer.source, after.start, self._limit)
+
+
+def parse_limited(query: str, max_tokens: int) -> DocumentNode:
+    """`query` parsed, or a `GraphQLSyntaxError` (`TooManyTokensError` past `max_tokens`)."""
+    source = Source(query)
     try:
-        return validate_document(schema, document, rules)
+        return _TokenCountingParser(source, max_tokens).parse_document()
+    except RecursionError:
+        # Nested past the interpreter's stack: far past any depth limit.
+        raise GraphQLSyntaxError(source, 0, "Document is nested too deeply.") from None
+
+
+def _validate(schema: GraphQLSchema, document: DocumentNode, rules: Any) -> list[GraphQLError]:
+    """graphql-core's validation, its errors coded; a document too deep for its recursive
+    rules is refused."""
+    try:
+        errors = validate_document(schema, document, rules)
     except RecursionError:
         # graphql-core before 3.3.2 recurses along long fragment chains.
         message = "The document nests fragments too deeply to validate"
         return [GraphQLError(message, extensions={"code": "GRAPHQL_VALIDATION_FAILED"})]
+    for error in errors:
+        error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED", **(error.extensions or {})}
+    return errors
 
 
 class CheckedDocuments(SchemaExtension):
@@ -91,11 +137,14 @@ class CheckedDocuments(SchemaExtension):
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        context.parse_options["max_tokens"] = self._max_tokens
         if context.query is not None and context.graphql_document is None:
             self._checked = self._cache.get(context.query)
             if self._checked is not None:
-                context.graphql_document = self._checked.document  # Strawberry skips parsing
+                context.graphql_document = self._checked.document
+            else:
+                # Parsed here, so Strawberry skips its own parse; a syntax error raised here
+                # becomes the request's error as if Strawberry had raised it.
+                context.graphql_document = parse_limited(context.query, self._max_tokens)
         yield
 
     def on_validate(self) -> Iterator[None]:

@@ -27,8 +27,8 @@ from graphql import (
     GraphQLObjectType,
     GraphQLScalarType,
 )
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from gateway.error_contract import CodingExecutionContext
 from gateway.scalars import VALID_TIMESTAMPS, checked_timestamp
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
@@ -89,13 +89,6 @@ _SCALARS: dict[str, Callable[[Any], Any]] = {
 
 # Field kinds of a plan
 _TYPENAME, _SCALAR, _OBJECT, _SCALAR_LIST, _OBJECT_LIST, _COMPUTED = range(6)
-
-
-def projectable(resolver: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Mark a field resolver that is a pure function of its parent alone (`root`), so the
-    projection may call it directly instead of giving the object back to graphql-core."""
-    resolver.__dict__["projectable"] = True
-    return resolver
 
 
 @dataclass(slots=True)
@@ -264,7 +257,7 @@ def _has_directive(node: Any) -> bool:
     )
 
 
-class ProjectingExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class ProjectingExecutionContext(CodingExecutionContext):
     """Strawberry's executor, completing plain objects by projection (see the module doc)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

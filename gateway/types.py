@@ -20,8 +20,14 @@ import strawberry
 from graphql import GraphQLResolveInfo
 
 from gateway.node_ids import global_id
-from gateway.projection import projectable
 from gateway.scalars import JSON, DateTime
+
+
+def projectable(resolver: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Mark a field resolver that is a pure function of its parent alone (`root`), so the
+    projection may call it directly instead of giving the object back to graphql-core."""
+    resolver.__dict__["projectable"] = True
+    return resolver
 
 
 class _JSONObjectType:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from graphql import GraphQLObjectType, get_named_type
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from gateway.error_contract import CodingExecutionContext
 from gateway.sample_jobs import sample_team_jobs
 from gateway.schema import GatewaySchema, build_schema
 
@@ -19,9 +19,10 @@ pytestmark = pytest.mark.anyio
 
 
 def plain_schema() -> GatewaySchema:
-    """The same schema executed by Strawberry's stock executor: the reference."""
+    """The same schema executed by graphql-core's own completion (with only the error
+    contract's typed errors on top): the reference."""
     schema = build_schema(make_settings())
-    schema.execution_context_class = StrawberryGraphQLCoreExecutionContext
+    schema.execution_context_class = CodingExecutionContext
     return schema
 
 
