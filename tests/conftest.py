@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
@@ -18,8 +19,11 @@ from starlette.types import ASGIApp
 
 from gateway.app import create_app
 from gateway.background import BackgroundServer
+from gateway.cache import new_page_cache
 from gateway.caller import Caller, UpstreamBudget
 from gateway.context import RequestContext, is_bearer
+from gateway.memory_store import MemoryStore
+from gateway.metrics import Metrics
 from gateway.sample_upstream import DEMO_TOKEN, SampleUpstream
 from gateway.schema import build_schema
 from gateway.settings import Settings
@@ -44,12 +48,9 @@ def anyio_backend() -> str:
 def make_settings(
     upstream_url: str = "http://upstream.invalid", /, **overrides: object
 ) -> Settings:
-    """Settings as the environment would give them, from a plain dict.
-
-    Caching is off unless a test turns it on (`cache_ttl=...`): elsewhere each page must map
-    to exactly the upstream calls the test counts.
-    """
-    environ = {"GATEWAY_UPSTREAM_URL": upstream_url, "GATEWAY_CACHE_TTL": "0"}
+    """Settings as the environment would give them, from a plain dict: the defaults a user
+    gets (the cache on), but for what the test overrides."""
+    environ = {"GATEWAY_UPSTREAM_URL": upstream_url}
     environ.update({f"GATEWAY_{key.upper()}": str(value) for key, value in overrides.items()})
     return Settings.from_env(environ)
 
@@ -82,9 +83,10 @@ def request_context(
             budget=settings.upstream_call_budget,
             deadline=settings.request_deadline,
         )
+    cache = new_page_cache(settings, Metrics(), MemoryStore(settings.cache_max_bytes))
     return RequestContext(
         settings=settings,
-        upstream=UpstreamClient(transport, settings, breaker),
+        upstream=UpstreamClient(transport, settings, breaker, cache),
         authorization_header=authorization,
         bearer=caller,
     )
@@ -145,11 +147,18 @@ def seen(sample_upstream: SampleUpstream) -> SampleUpstream:
     return sample_upstream
 
 
-@pytest.fixture(scope="session")
-def gateway_server(sample_server: BackgroundServer) -> Iterator[BackgroundServer]:
-    """A real uvicorn gateway on a loopback socket, talking to the sample upstream over TCP."""
-    settings = make_settings(sample_server.url)
+@contextlib.contextmanager
+def served_gateway(upstream_url: str, **overrides: object) -> Iterator[BackgroundServer]:
+    """A real uvicorn gateway on a loopback socket, calling `upstream_url` over TCP."""
+    settings = make_settings(upstream_url, **overrides)
     with BackgroundServer(create_app(settings), settings=settings) as server:
+        yield server
+
+
+@pytest.fixture
+def gateway_server(sample_server: BackgroundServer) -> Iterator[BackgroundServer]:
+    """A gateway with the default settings (its cache empty), talking to the sample upstream."""
+    with served_gateway(sample_server.url) as server:
         yield server
 
 
@@ -269,8 +278,9 @@ async def execute(
     variables: dict[str, Any] | None = None,
     authorization: str | None = "Bearer demo-token",
     schema: Any = None,
+    **overrides: object,
 ) -> Any:
-    context = request_context(transport, authorization)
+    context = request_context(transport, authorization, **overrides)
     return await (schema or SCHEMA).execute(query, variable_values=variables, context_value=context)
 
 

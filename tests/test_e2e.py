@@ -12,6 +12,8 @@ from gateway.background import BackgroundServer
 from gateway.pagination import encode_cursor
 from gateway.sample_upstream import SampleUpstream
 
+from .conftest import served_gateway
+
 pytestmark = pytest.mark.e2e
 
 PAGE = (
@@ -30,7 +32,8 @@ def post(server: BackgroundServer, query: str, token: str = "demo-token", **extr
 
 
 def test_the_issue_example_query(gateway_server: BackgroundServer, seen: SampleUpstream) -> None:
-    """The README's first query calls skip=0&limit=21 and answers with the first 20 jobs."""
+    """The README's first query answers with the first 20 jobs from one call: the first
+    100-row block, which the cache keeps for the pages after it."""
     body = post(
         gateway_server,
         "query { jobs(first: 20) { edges { cursor node { jobId metadata { jobTitle status "
@@ -43,14 +46,29 @@ def test_the_issue_example_query(gateway_server: BackgroundServer, seen: SampleU
     assert edges[3]["node"]["metadata"]["jobTitle"] == expected[3]["metadata"]["jobTitle"]
     assert body["data"]["jobs"]["pageInfo"] == {"hasNextPage": True, "endCursor": encode_cursor(19)}
     assert [(request.path, request.query) for request in seen.seen] == [
-        ("/jobs/v1/", "skip=0&limit=21")
+        ("/jobs/v1/", "skip=0&limit=100")
     ]
 
 
+@pytest.mark.parametrize("cache_ttl", [5, 0], ids=["default", "uncached"])
 def test_walking_forward_returns_every_job_once_in_order(
-    gateway_server: BackgroundServer, seen: SampleUpstream
+    sample_server: BackgroundServer, seen: SampleUpstream, cache_ttl: float
 ) -> None:
-    """`first: 7` page after page over 237 jobs: each job once, in order, one call per page."""
+    """`first: 7` page after page over 237 jobs: each job once, in order; one call per 100-row
+    block with the cache on (the default), one call per page without it."""
+    with served_gateway(sample_server.url, cache_ttl=cache_ttl) as gateway:
+        pages, collected = walk_forward(gateway)
+    assert collected == [job["jobId"] for job in seen.jobs_of("apiteam")]
+    assert pages == math.ceil(237 / 7)
+    calls = [request.query for request in seen.seen]
+    if cache_ttl:
+        assert calls == [f"skip={start}&limit=100" for start in (0, 100, 200)]
+    else:
+        assert calls == [f"skip={7 * page}&limit=8" for page in range(pages)]
+
+
+def walk_forward(gateway_server: BackgroundServer) -> tuple[int, list[str]]:
+    """Page through the demo team's jobs with `first: 7`: how many pages, and their jobs."""
     collected: list[str] = []
     after = None
     pages = 0
@@ -63,17 +81,14 @@ def test_walking_forward_returns_every_job_once_in_order(
         if not connection["pageInfo"]["hasNextPage"]:
             break
         after = connection["pageInfo"]["endCursor"]
-    assert collected == [job["jobId"] for job in seen.jobs_of("apiteam")]
-    assert pages == math.ceil(237 / 7)
-    assert [request.query for request in seen.seen] == [
-        f"skip={7 * page}&limit=8" for page in range(pages)
-    ]
+    return pages, collected
 
 
 def test_walking_backward_returns_every_job_once_in_order(
     gateway_server: BackgroundServer, seen: SampleUpstream
 ) -> None:
-    """`last: 7, before:` from the last job back to the first: each job once, in order."""
+    """`last: 7, before:` from the last job back to the first: each job once, in order, from
+    the three 100-row blocks, each fetched once."""
     jobs = [job["jobId"] for job in seen.jobs_of("apiteam")]
     before = encode_cursor(236)  # the last job's cursor, as a forward walk would have found it
     collected: list[str] = []
@@ -87,7 +102,9 @@ def test_walking_backward_returns_every_job_once_in_order(
             break
         before = connection["pageInfo"]["startCursor"]
     assert collected == jobs[:236]
-    assert len(seen.seen) == math.ceil(236 / 7)
+    assert sorted(request.query for request in seen.seen) == [
+        f"skip={start}&limit=100" for start in (0, 100, 200)
+    ]
 
 
 def test_the_upstream_sees_exactly_the_callers_authorization(

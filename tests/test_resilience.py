@@ -269,7 +269,8 @@ async def test_the_breaker_opens_fails_fast_and_closes_after_a_good_probe() -> N
         return httpx.Response(200, json=[]) if healthy["now"] else httpx.Response(500)
 
     upstream = Scripted(upstream_answer)
-    settings = {**FAST, "breaker_failures": 3, "breaker_cooldown": 0.3}
+    # Uncached: every request must reach the upstream for the breaker to see it.
+    settings = {**FAST, "breaker_failures": 3, "breaker_cooldown": 0.3, "cache_ttl": 0}
     async with asgi_client(in_process_gateway(upstream.transport(), **settings)) as client:
         for _ in range(3):
             error = only_error(await graphql(client, QUERY, headers=AUTH))
@@ -313,7 +314,7 @@ async def test_client_errors_do_not_open_the_breaker() -> None:
 async def test_windows_above_the_upstream_cap_are_fetched_in_chunks() -> None:
     """first: 25 with a cap of 10 is three concurrent calls, stitched in order, exact flags."""
     sample = SampleUpstream(teams={"apiteam": 40})
-    settings = {"upstream_max_limit": 10}
+    settings = {"upstream_max_limit": 10, "cache_ttl": 0}  # uncached: windows as they are
     async with asgi_client(in_process_gateway(sample.app(), **settings)) as client:
         sample.seen.clear()
         body = await graphql(
@@ -434,7 +435,8 @@ async def test_a_cookie_set_for_one_caller_never_travels_with_another() -> None:
     json = ("content-type", "application/json")
     sets_cookie = Fault(headers=(json, ("set-cookie", "session=alice; Path=/")))
     with FaultyUpstream([sets_cookie]) as upstream:
-        async with asgi_client(network_gateway(upstream.url, **FAST)) as client:
+        # Uncached, so that the same page asked twice is two calls.
+        async with asgi_client(network_gateway(upstream.url, **FAST, cache_ttl=0)) as client:
             for token in ("alice", "bob", "alice"):
                 auth = {"authorization": f"Bearer {token}"}
                 body = await graphql(client, QUERY, headers=auth)
@@ -593,7 +595,14 @@ async def test_callers_wait_for_the_half_open_probe_instead_of_failing() -> None
         return httpx.Response(200, json=[])
 
     upstream = Scripted(upstream_answer)
-    settings = {**FAST, "breaker_failures": 1, "breaker_cooldown": 0.2, "upstream_retries": 0}
+    # Uncached: deduplication would merge the 32 identical calls into one.
+    settings = {
+        **FAST,
+        "breaker_failures": 1,
+        "breaker_cooldown": 0.2,
+        "upstream_retries": 0,
+        "cache_ttl": 0,
+    }
     async with asgi_client(in_process_gateway(upstream.transport(), **settings)) as client:
         await graphql(client, QUERY, headers=AUTH)  # opens the circuit
         await asyncio.sleep(0.25)
@@ -616,7 +625,14 @@ async def test_callers_of_a_failed_probe_get_retry_after() -> None:
         return httpx.Response(500)
 
     upstream = Scripted(httpx.Response(500), slow_failure)
-    settings = {**FAST, "breaker_failures": 1, "breaker_cooldown": 0.2, "upstream_retries": 0}
+    # Uncached: deduplication would merge the identical calls into the probe.
+    settings = {
+        **FAST,
+        "breaker_failures": 1,
+        "breaker_cooldown": 0.2,
+        "upstream_retries": 0,
+        "cache_ttl": 0,
+    }
     async with asgi_client(in_process_gateway(upstream.transport(), **settings)) as client:
         await graphql(client, QUERY, headers=AUTH)
         await asyncio.sleep(0.25)

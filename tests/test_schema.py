@@ -50,7 +50,8 @@ async def test_the_seed_documents_example_job_round_trips() -> None:
 
 
 async def test_a_page_maps_to_skip_and_limit_with_one_extra_row() -> None:
-    """`first: 2, after: c(4)` calls skip=5&limit=3 and turns the extra row into hasNextPage."""
+    """`first: 2, after: c(4)` calls skip=5&limit=3 and turns the extra row into hasNextPage
+    (uncached: with the cache on, windows are fetched as aligned blocks, see test_cache)."""
     rows = [{"jobId": f"job{n}"} for n in range(5, 8)]
     recorder = Recorder(job_page(rows))
     result = await execute(
@@ -58,6 +59,7 @@ async def test_a_page_maps_to_skip_and_limit_with_one_extra_row() -> None:
         "query($after: String) { jobs(first: 2, after: $after) { edges { cursor node { jobId } } "
         "pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }",
         {"after": "djE6NA"},  # the cursor of offset 4
+        cache_ttl=0,
     )
     assert [str(request.url) for request in recorder.requests] == [
         "http://upstream.invalid/jobs/v1/?skip=5&limit=3"
