@@ -29,12 +29,16 @@ _secrets: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
 _installed = False
 
 
+def token_of(authorization: str) -> str:
+    """The credential of an Authorization header: what follows its scheme."""
+    return authorization.strip().partition(" ")[2].strip()
+
+
 def secrets_of(authorization: str | None) -> tuple[str, ...]:
     """What must never be logged of an Authorization header: the whole value and its token."""
     if not authorization:
         return ()
-    token = authorization.strip().partition(" ")[2].strip()
-    found = {authorization, authorization.strip(), token}
+    found = {authorization, authorization.strip(), token_of(authorization)}
     return tuple(sorted((s for s in found if len(s) >= _MIN_SECRET_LENGTH), key=len, reverse=True))
 
 
@@ -106,7 +110,9 @@ def redact_echoes(text: str, token: str) -> str:
 
 
 def redact(text: str, secrets: tuple[str, ...] | None = None) -> str:
-    """`text` with every secret of the current request (or `secrets`) replaced."""
+    """`text` with every secret of the current request (or `secrets`) replaced where it is
+    written whole: the gateway's own log text, which holds a secret only as it was given.
+    Text the upstream wrote goes through `redact_echoes` instead."""
     for secret in _secrets.get() if secrets is None else secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)

@@ -40,7 +40,7 @@ from gateway.errors import (
     UpstreamRateLimitedError,
     UpstreamUnavailableError,
 )
-from gateway.redaction import redact_echoes
+from gateway.redaction import redact_echoes, token_of
 
 logger = logging.getLogger("gateway.upstream")
 
@@ -70,14 +70,10 @@ def _printable(text: str) -> str:
     return text
 
 
-def _token(authorization: str) -> str:
-    return authorization.partition(" ")[2].strip()
-
-
 def log_excerpt(body: bytes, authorization: str) -> str:
     """A short, printable, token-free excerpt of an upstream body, for the log only."""
     text = body[: _EXCERPT_LENGTH * 4].decode("utf-8", errors="replace")
-    return _printable(redact_echoes(text, _token(authorization))) or "(empty body)"
+    return _printable(redact_echoes(text, token_of(authorization))) or "(empty body)"
 
 
 def upstream_message(body: bytes, authorization: str) -> str | None:
@@ -90,7 +86,7 @@ def upstream_message(body: bytes, authorization: str) -> str | None:
     message = decoded.get("message") if isinstance(decoded, dict) else None
     if not isinstance(message, str):
         return None
-    return _printable(redact_echoes(message[:ERROR_BODY_BYTES], _token(authorization))) or None
+    return _printable(redact_echoes(message[:ERROR_BODY_BYTES], token_of(authorization))) or None
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
