@@ -209,8 +209,8 @@ class Settings:
     cache_key_secret: str = option(
         "",
         _text,
-        "HMAC key for the credential part of cache keys. Required with Redis (the same on every "
-        "replica); random per process when unset with `memory://`.",
+        "Key of the credential digests (keyed BLAKE2b) in cache keys. Required with Redis (the "
+        "same on every replica); random per process when unset with `memory://`.",
         secret=True,
     )
     cache_timeout: float = option(

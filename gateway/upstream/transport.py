@@ -8,17 +8,14 @@ tests that inject faults. It sends them through the transport, not through an
 - **Isolation.** A client keeps a cookie jar: a `Set-Cookie` answered to one caller would be sent
   with every later caller's request. Nothing here stores cookies (aiohttp's jar is a
   `DummyCookieJar`), so every upstream request carries only what the gateway put in it.
-- **Cost.** Measured on this machine at 32 requests in flight against the fixed benchmark
-  upstream: about 340 µs of CPU per call through `AsyncClient` (URL merging, cookie handling,
-  auth and redirect machinery, none of which the gateway uses), 210 µs through
-  httpx-aiohttp's transport alone, 140 to 180 µs through this one, 70 to 110 µs for bare
-  aiohttp (medians vary with the machine's load).
+- **Cost.** A client's URL merging, cookie handling, auth and redirect machinery, none of which
+  the gateway uses, cost about twice the CPU per call of this transport (figures in
+  benchmarks/README.md, "The upstream transport").
 
 Why aiohttp's pool and not httpx's own: httpx's pool loses most of its throughput once many
-requests share it (720 requests/s one at a time, 295 with 32 in flight, against 2,700 for
-aiohttp's; see benchmarks/README.md). This module replaces httpx-aiohttp's transport, which does
-the same job with coarse error mapping (a dropped connection came out as `ConnectTimeout`, which
-would be retried) and per-call conversions the gateway does not need.
+requests share it (figures in benchmarks/README.md). This module replaces httpx-aiohttp's
+transport, which does the same job with coarse error mapping (a dropped connection came out as
+`ConnectTimeout`, which would be retried) and per-call conversions the gateway does not need.
 
 aiohttp's exceptions become httpx's, by cause, here and only here:
 
