@@ -23,7 +23,7 @@ from gateway.errors import BadUserInputError
 from gateway.node_ids import job_id_from
 from gateway.pagination import Page, needs_list_length, page_from_rows, page_window
 from gateway.types import Job, JobConnection, JobEdge, Node, PageInfo
-from gateway.upstream import JOBS_PATH, MY_JOBS_PATH, JobJSON
+from gateway.upstream import JobJSON, UpstreamClient
 
 GraphQLContext = Info[RequestContext, None]
 T = TypeVar("T")
@@ -103,17 +103,22 @@ async def paginate(
     return connection_from_page(page_from_rows(window, rows), count)
 
 
-def upstream_list(context: RequestContext, caller: Caller, path: str) -> JobList:
-    """A list the upstream pages itself (`/jobs/v1/`, `/jobs/v1/my/`)."""
+Window = Callable[..., Awaitable[list[JobJSON]]]
+Count = Callable[[UpstreamClient, Caller], Awaitable[int]]
+
+
+def upstream_list(context: RequestContext, caller: Caller, window: Window, count: Count) -> JobList:
+    """A list the upstream pages itself: `window` and `count` are the client's methods for it
+    (`UpstreamClient.team_jobs` and `count_team_jobs`, or the `my_jobs` pair)."""
     upstream = context.upstream
 
-    async def window(skip: int, limit: int) -> list[JobJSON]:
-        return await upstream.list_jobs(caller, skip=skip, limit=limit, path=path)
+    async def rows(skip: int, limit: int) -> list[JobJSON]:
+        return await window(upstream, caller, skip=skip, limit=limit)
 
-    async def count() -> int:
-        return await upstream.count_jobs(caller, path=path)
+    async def length() -> int:
+        return await count(upstream, caller)
 
-    return JobList(window, count)
+    return JobList(rows, length)
 
 
 def in_memory_list(rows: Callable[[], Awaitable[list[JobJSON]]]) -> JobList:
@@ -140,8 +145,10 @@ _LAST = strawberry.argument(
 _BEFORE = strawberry.argument(description="End just before the job with this cursor.")
 
 
-def _upstream_list_resolver(path: str, summary: str) -> Callable[..., Awaitable[JobConnection]]:
-    """The resolver of a list the upstream pages itself at `path` (`jobs`, `myJobs`)."""
+def _upstream_list_resolver(
+    window: Window, count: Count, summary: str
+) -> Callable[..., Awaitable[JobConnection]]:
+    """The resolver of a list the upstream pages itself (`jobs`, `myJobs`)."""
 
     async def resolve(
         info: GraphQLContext,
@@ -151,7 +158,7 @@ def _upstream_list_resolver(path: str, summary: str) -> Callable[..., Awaitable[
         before: Annotated[str | None, _BEFORE] = None,
     ) -> JobConnection:
         context = info.context
-        jobs = upstream_list(context, context.caller(), path)
+        jobs = upstream_list(context, context.caller(), window, count)
         return await paginate(context, jobs, first, after, last, before)
 
     resolve.__doc__ = summary
@@ -159,10 +166,14 @@ def _upstream_list_resolver(path: str, summary: str) -> Callable[..., Awaitable[
 
 
 resolve_jobs = _upstream_list_resolver(
-    JOBS_PATH, "`Query.jobs`: one page of the team's jobs, fetched as one skip/limit window."
+    UpstreamClient.team_jobs,
+    UpstreamClient.count_team_jobs,
+    "`Query.jobs`: one page of the team's jobs, fetched as one skip/limit window.",
 )
 resolve_my_jobs = _upstream_list_resolver(
-    MY_JOBS_PATH, "`Query.myJobs`: the token's own jobs, paged exactly like `jobs`."
+    UpstreamClient.my_jobs,
+    UpstreamClient.count_my_jobs,
+    "`Query.myJobs`: the token's own jobs, paged exactly like `jobs`.",
 )
 
 

@@ -40,7 +40,7 @@ class Gateway:
         return Caller(authorization, self.digests.digest(authorization), 1e12, UpstreamBudget(99))
 
     async def first_page(self, token: str) -> None:
-        await self.client.list_jobs(self.caller(token), skip=0, limit=20)
+        await self.client.team_jobs(self.caller(token), skip=0, limit=20)
 
 
 @pytest.fixture(params=["memory", "redis"])

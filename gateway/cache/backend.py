@@ -49,8 +49,9 @@ def backend_for(url: str, *, timeout: float, store: MemoryStore) -> BaseCache:
     parts = urlsplit(url)
     if parts.scheme == "memory":
         # No per-call timeout: a dict lookup cannot hang, and asyncio.wait_for costs a task.
-        # Pages are kept as orjson bytes: about a third of the memory of decoded objects,
-        # immutable, so no request can alter what another reads, and measurable.
+        # Pages are kept as orjson bytes: far less memory than decoded objects (benchmarks/
+        # README.md, "Memory"), immutable, so no request can alter what another reads, and
+        # measurable.
         return MemoryBackend(store, serializer=OrjsonSerializer(), timeout=None)
     pool_options: dict[str, Any] = {"socket_timeout": timeout, "retry_on_timeout": False}
     if parts.username:

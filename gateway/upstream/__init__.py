@@ -11,13 +11,11 @@ never sees GraphQL.
 """
 
 from gateway.upstream.breaker import CircuitBreaker, CircuitOpenError, CircuitState
-from gateway.upstream.client import JOBS_PATH, MY_JOBS_PATH, UpstreamClient, path_segment
+from gateway.upstream.client import UpstreamClient, path_segment
 from gateway.upstream.decoding import JobJSON
 from gateway.upstream.transport import UpstreamTransport
 
 __all__ = [
-    "JOBS_PATH",
-    "MY_JOBS_PATH",
     "CircuitBreaker",
     "CircuitOpenError",
     "CircuitState",

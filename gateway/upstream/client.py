@@ -96,11 +96,25 @@ class UpstreamClient:
         """The page cache in front of this upstream (the null one when caching is off)."""
         return self._cache
 
-    async def list_jobs(
-        self, caller: Caller, *, skip: int, limit: int, path: str = JOBS_PATH
-    ) -> list[JobJSON]:
-        """`GET {path}?skip=&limit=` (the team's jobs, or `MY_JOBS_PATH`): up to `limit` jobs
-        from `skip` on, in the calls of the fetch plan, run concurrently and stitched in order."""
+    async def team_jobs(self, caller: Caller, *, skip: int, limit: int) -> list[JobJSON]:
+        """`GET /jobs/v1/?skip=&limit=`: up to `limit` of the team's jobs from `skip` on."""
+        return await self._window(caller, JOBS_PATH, skip, limit)
+
+    async def my_jobs(self, caller: Caller, *, skip: int, limit: int) -> list[JobJSON]:
+        """`GET /jobs/v1/my/?skip=&limit=`: up to `limit` of the caller's own jobs."""
+        return await self._window(caller, MY_JOBS_PATH, skip, limit)
+
+    async def count_team_jobs(self, caller: Caller) -> int:
+        """How many jobs `GET /jobs/v1/` lists."""
+        return await self._count(caller, JOBS_PATH)
+
+    async def count_my_jobs(self, caller: Caller) -> int:
+        """How many jobs `GET /jobs/v1/my/` lists."""
+        return await self._count(caller, MY_JOBS_PATH)
+
+    async def _window(self, caller: Caller, path: str, skip: int, limit: int) -> list[JobJSON]:
+        """Rows `[skip, skip + limit)` of the list at `path`, in the calls of the fetch plan,
+        run concurrently and stitched in order."""
         plan = self.fetching.plan(skip, limit)
         if plan.is_the_window:
             return await self._job_list(caller, path, skip, limit)
@@ -109,7 +123,7 @@ class UpstreamClient:
         )
         return plan.rows(pages)
 
-    async def count_jobs(self, caller: Caller, *, path: str = JOBS_PATH) -> int:
+    async def _count(self, caller: Caller, path: str) -> int:
         """How many jobs `GET {path}` lists, by the fetch plan's end search (uncached calls);
         the count itself is cached per credential like a page."""
 
