@@ -13,7 +13,6 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import TypedDict
 
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -30,13 +29,13 @@ from gateway import tracing
 from gateway.cache import credential_secret, new_page_cache
 from gateway.caller import CredentialDigests
 from gateway.graphiql import ASSETS_PATH, asset_urls, assets_dir, graphiql_page
-from gateway.graphql_http import GraphQLEndpoint
+from gateway.graphql_http import AppState, GraphQLEndpoint
 from gateway.graphql_request import error_body, json_response
 from gateway.health import Lifecycle, circuit_reporter, readiness, shutdown_watch
 from gateway.logs import configure_logging
 from gateway.memory_store import MemoryStore
 from gateway.metrics import Metrics
-from gateway.persisted_queries import PersistedQueries, new_persisted_queries
+from gateway.persisted_queries import new_persisted_queries
 from gateway.redaction import install_log_redaction
 from gateway.response_cache import ResponseCache
 from gateway.schema import build_schema
@@ -46,13 +45,6 @@ from gateway.upstream import CircuitBreaker, UpstreamClient, UpstreamTransport
 
 _HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 GRAPHQL_PATH = "/graphql"
-
-
-class AppState(TypedDict):
-    """What the lifespan hands every request (as `request.state`)."""
-
-    upstream: UpstreamClient
-    persisted_queries: PersistedQueries | None
 
 
 async def _http_error(_request: Request, error: Exception) -> Response:

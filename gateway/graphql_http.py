@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from graphql import GraphQLError
 from starlette.requests import ClientDisconnect, Request
@@ -96,9 +96,16 @@ def result_response(result: ExecutionResult, media_type: str) -> Response:
     return json_response(body, status, media_type)
 
 
+class AppState(TypedDict):
+    """What the lifespan hands every request: the scope's `state`."""
+
+    upstream: UpstreamClient
+    persisted_queries: PersistedQueries | None
+
+
 class GraphQLEndpoint:
     """The ASGI app behind `/graphql`. The upstream client and the persisted-query store are
-    the lifespan's, and reach it as request state."""
+    the lifespan's, and reach it as the request's state (`AppState`)."""
 
     def __init__(
         self,
@@ -171,22 +178,29 @@ class GraphQLEndpoint:
         media_type = negotiate(headers.get("accept"))
         params = await read_params(request, headers, self._settings.max_body_bytes)
         record.operation = params.operation_name or operation_name_in(params.query)
-        persisted: PersistedQueries | None = request.state.persisted_queries
+        # The lifespan's state, as the server copied it into this request's scope.
+        state: AppState = request.scope["state"]
+        persisted = state["persisted_queries"]
         try:
             query, remember = await _query_of(persisted, params, record)
         except PersistedQueryError as error:
             record.error_codes.append(error.code)
             body = error_body(error.message, error.code)
             return json_response(body, error.status, media_type), "rejected"
-        caller = self._caller(headers.get("authorization"), record.request_id)
-        cache_key = self._response_key(caller, query, params, media_type)
+        authorization = headers.get("authorization")
+        # The digest of any header keys the response cache: only a bearer token's responses
+        # are ever kept, so another header's lookup simply misses.
+        credential = None if authorization is None else self._credentials.digest(authorization)
+        cache_key = self._response_key(credential, query, params, media_type)
         cached = self._cached(cache_key, record)
         if cached is not None:
             if remember is not None and query is not None and persisted is not None:
                 # Kept only when error-free: the query ran as it must to be registered.
                 await persisted.remember(remember, query)
             return cached, "ok"
-        result = await self.execute(request, caller, headers.get("authorization"), query, params)
+        caller = self._caller(authorization, credential, record.request_id)
+        context = RequestContext(self._settings, state["upstream"], authorization, caller)
+        result = await self.execute(context, query, params, request.method)
         if caller is not None:
             record.upstream_calls = caller.ledger.calls
             record.cache_hits += caller.ledger.cache_hits
@@ -195,25 +209,27 @@ class GraphQLEndpoint:
             await persisted.remember(remember, query)
         return self._respond(result, media_type, record, caller, cache_key)
 
-    def _caller(self, authorization: str | None, request_id: str) -> Caller | None:
+    def _caller(
+        self, authorization: str | None, credential: str | None, request_id: str
+    ) -> Caller | None:
         """The request's `Caller`, when it carries a bearer token (else resolvers refuse it)."""
-        if authorization is None or not is_bearer(authorization):
+        if authorization is None or credential is None or not is_bearer(authorization):
             return None
         return Caller(
             authorization=authorization,
-            credential=self._credentials.digest(authorization),
+            credential=credential,
             deadline=time.monotonic() + self._settings.request_deadline,
             budget=UpstreamBudget(self._settings.upstream_call_budget),
             request_id=request_id,
         )
 
     def _response_key(
-        self, caller: Caller | None, query: str | None, params: GraphQLParams, media_type: str
+        self, credential: str | None, query: str | None, params: GraphQLParams, media_type: str
     ) -> bytes | None:
-        if self._responses is None or caller is None or query is None:
+        if self._responses is None or credential is None or query is None:
             return None
         return self._responses.key_for(
-            caller.credential, query, params.variables, params.operation_name, media_type
+            credential, query, params.variables, params.operation_name, media_type
         )
 
     def _cached(self, key: bytes | None, record: RequestRecord) -> Response | None:
@@ -252,23 +268,16 @@ class GraphQLEndpoint:
         return response, "ok"
 
     async def execute(
-        self,
-        request: Request,
-        caller: Caller | None,
-        authorization: str | None,
-        query: str | None,
-        params: GraphQLParams,
+        self, context: RequestContext, query: str | None, params: GraphQLParams, method: str
     ) -> ExecutionResult:
-        """Run the operation with this request's context."""
-        upstream: UpstreamClient = request.state.upstream
-        context = RequestContext(self._settings, upstream, authorization, caller)
+        """Run the operation with this request's context (only queries over GET)."""
         try:
             return await self._schema.execute(
                 query,
                 variable_values=params.variables,
                 context_value=context,
                 operation_name=params.operation_name,
-                allowed_operation_types=QUERIES_ONLY if request.method == "GET" else ALL_OPERATIONS,
+                allowed_operation_types=QUERIES_ONLY if method == "GET" else ALL_OPERATIONS,
             )
         except MissingQueryError:
             raise RequestRejectedError(400, "No GraphQL query found in the request") from None

@@ -32,7 +32,7 @@ def checked_timestamp(value: object) -> str:
 
 
 # Pages are read again and again, so each distinct valid timestamp is checked once (bounded;
-# cleared, never replaced, when full).
+# cleared, never replaced, when full: the projection reads this very set).
 VALID_TIMESTAMPS: set[str] = set()
 VALID_TIMESTAMPS_KEPT = 100_000
 
