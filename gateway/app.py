@@ -13,6 +13,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -24,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import tracing
 from gateway.cache import credential_secret, new_page_cache
@@ -124,22 +126,44 @@ def _operations_routes(metrics: Metrics, lifecycle: Lifecycle) -> list[BaseRoute
     ]
 
 
-def _cors(settings: Settings) -> Middleware | None:
-    """CORS for `GATEWAY_CORS_ORIGINS`; None without origins."""
+def _cors_options(settings: Settings) -> dict[str, Any] | None:
+    """CORSMiddleware's options for `GATEWAY_CORS_ORIGINS`; None without origins."""
     if not settings.cors_origins:
         return None
-    return Middleware(
-        CORSMiddleware,
-        allow_origins=list(settings.cors_origins),
-        allow_methods=["GET", "POST"],
-        allow_headers=["Authorization", "Content-Type", "Accept"],
-        max_age=600,
-    )
+    return {
+        "allow_origins": list(settings.cors_origins),
+        "allow_methods": ["GET", "POST"],
+        "allow_headers": ["Authorization", "Content-Type", "Accept"],
+        "max_age": 600,
+    }
+
+
+class GatewayApp(Starlette):
+    """Starlette, with `/graphql` sent straight to its endpoint.
+
+    The middleware stack and router only pass a GraphQL request on: the endpoint answers its
+    own errors (every method, JSON bodies, 405 with Allow), and CORS, when configured, wraps it
+    here too. Going around them is worth 12 to 13% of requests/s on the `hit` and
+    `many-tokens` benchmark scenarios (benchmarks/README.md, issue 13), above the 10% a speed
+    trick must earn. Everything else (other paths, `/graphql/`, the lifespan) goes through
+    Starlette as usual; `/graphql` is also a route, so `url_for` and redirects know it.
+    """
+
+    def __init__(self, graphql: ASGIApp, **options: Any) -> None:
+        super().__init__(**options)
+        self._graphql = graphql
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == GRAPHQL_PATH:
+            scope["app"] = self
+            await self._graphql(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
     settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None
-) -> Starlette:
+) -> GatewayApp:
     """The gateway as an ASGI app, configured by `settings`.
 
     `upstream_transport` replaces the network under the upstream client (tests only).
@@ -169,10 +193,11 @@ def create_app(
         routes.append(
             Mount(ASSETS_PATH, StaticFiles(directory=local_assets), name="graphiql-assets")
         )
-    cors = _cors(settings)
-    app = Starlette(
+    cors = _cors_options(settings)
+    app = GatewayApp(
+        CORSMiddleware(endpoint, **cors) if cors else endpoint,
         routes=routes,
-        middleware=[cors] if cors else [],
+        middleware=[Middleware(CORSMiddleware, **cors)] if cors else [],
         exception_handlers={HTTPException: _http_error},
         lifespan=_lifespan(settings, metrics, memory, responses, lifecycle, upstream_transport),
     )
@@ -182,7 +207,7 @@ def create_app(
     return app
 
 
-def create_app_from_environment() -> Starlette:
+def create_app_from_environment() -> GatewayApp:
     """The app as each `serve --workers N` worker builds it, from `GATEWAY_*` variables."""
     settings = Settings.from_env(os.environ)
     configure_logging(settings.log_level)
