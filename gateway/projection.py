@@ -105,12 +105,13 @@ class _Field:
 
 
 # Scalar fields of a plan whose check is inlined in `_Plan.project`, by their coercion.
-_STRING, _BOOLEAN, _UNCHECKED, _DATE_TIME = range(6, 10)
+_STRING, _BOOLEAN, _UNCHECKED, _DATE_TIME, _ID = range(6, 11)
 _INLINED: dict[Any, int] = {
     _string: _STRING,
     _boolean: _BOOLEAN,
     _json: _UNCHECKED,
     _date_time: _DATE_TIME,
+    _id: _ID,
 }
 
 _Row = tuple[str, str, int, bool, bool, Any, Any]
@@ -166,10 +167,13 @@ class _Plan:
             elif kind == _DATE_TIME:
                 if type(value) is not str or value not in VALID_TIMESTAMPS:
                     value = _date_time(value)
+            elif kind == _ID:
+                if type(value) is not str:
+                    value = _id(value)
             elif kind == _OBJECT_LIST:
-                if type(value) is not list or (items_non_null and None in value):
+                if type(value) is not list:
                     raise _FALLBACK
-                value = [None if item is None else sub(item) for item in value]
+                value = [_null_item(items_non_null) if i is None else sub(i) for i in value]
             elif kind != _UNCHECKED:
                 value = _converted(kind, value, coerce, items_non_null)
             result[key] = value
@@ -183,10 +187,17 @@ def _converted(kind: int, value: Any, coerce: Any, items_non_null: bool) -> Any:
             raise _FALLBACK
         return value
     if kind == _SCALAR_LIST:
-        if type(value) is not list or (items_non_null and None in value):
+        if type(value) is not list:
             raise _FALLBACK
-        return [None if item is None else coerce(item) for item in value]
+        return [_null_item(items_non_null) if i is None else coerce(i) for i in value]
     return coerce(value)
+
+
+def _null_item(items_non_null: bool) -> Any:
+    """A null list item: kept, unless the list's items may not be null."""
+    if items_non_null:
+        raise _FALLBACK
+    return None
 
 
 def _unwrap(type_: Any) -> tuple[Any, bool, bool, bool]:
