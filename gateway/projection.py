@@ -124,10 +124,17 @@ class _Plan:
     type_name: str
     is_type_of: Callable[[Any, Any], Any] | None
     fields: list[_Field]
-    rows: tuple[_Row, ...] = ()
+    keys: tuple[str, ...] = ()
+    """Every response key, in the order of the selection: the result's template."""
+    strings: tuple[tuple[str, str, bool], ...] = ()
+    """(key, source name, non-null) of the String fields: most of a job's fields."""
+    objects: tuple[tuple[str, str, bool, Callable[[Any], Any]], ...] = ()
+    """(key, source name, non-null, sub-plan's projection) of the object fields."""
+    others: tuple[_Row, ...] = ()
+    """Every other field."""
 
     def __post_init__(self) -> None:
-        self.rows = tuple(
+        rows = [
             (
                 field.response_key,
                 field.source_name,
@@ -138,46 +145,59 @@ class _Plan:
                 field.plan.project if field.kind in (_OBJECT, _OBJECT_LIST) else field.plan,
             )
             for field in self.fields
-        )
+        ]
+        self.keys = tuple(row[0] for row in rows)
+        self.strings = tuple((row[0], row[1], row[3]) for row in rows if row[2] == _STRING)
+        self.objects = tuple((row[0], row[1], row[3], row[6]) for row in rows if row[2] == _OBJECT)
+        self.others = tuple(row for row in rows if row[2] not in (_STRING, _OBJECT))
 
-    def project(self, source: Any) -> dict[str, Any]:  # noqa: C901 - one flat loop, see below
+    def project(self, source: Any) -> dict[str, Any]:
         """The result dict of `source`; `_Fallback` at the first value it cannot vouch for.
 
-        One loop over the plan's rows, with the common kinds (strings, objects, timestamps,
-        lists of objects) tested first and checked inline rather than through a call each:
-        this runs for every object of every page (figures in benchmarks/README.md).
+        The result starts as a template of the selection's keys, in order; then strings and
+        objects, most of a job, are filled in by two tight loops, and the other kinds by a
+        third: this runs for every object of every page (figures in benchmarks/README.md).
         """
         if self.is_type_of is not None and not self.is_type_of(source, None):
             raise _FALLBACK
         get = source.get if type(source) is dict else functools.partial(getattr, source)
-        result: dict[str, Any] = {}
-        for key, name, kind, non_null, items_non_null, coerce, sub in self.rows:
-            if kind == _TYPENAME:
-                result[key] = self.type_name
-                continue
-            value = sub(source) if kind == _COMPUTED else get(name)
-            if value is None:
-                if non_null or kind == _COMPUTED:
-                    raise _FALLBACK  # let graphql-core say why
-            elif kind == _STRING:
-                if type(value) is not str:
-                    raise _FALLBACK
-            elif kind == _OBJECT:
-                value = sub(value)
-            elif kind == _DATE_TIME:
-                if type(value) is not str or value not in VALID_TIMESTAMPS:
-                    value = _date_time(value)
-            elif kind == _ID:
-                if type(value) is not str:
-                    value = _id(value)
-            elif kind == _OBJECT_LIST:
-                if type(value) is not list:
-                    raise _FALLBACK
-                value = [_null_item(items_non_null) if i is None else sub(i) for i in value]
-            elif kind != _UNCHECKED:
-                value = _converted(kind, value, coerce, items_non_null)
+        result = dict.fromkeys(self.keys)
+        for key, name, non_null in self.strings:
+            value = get(name)
+            if type(value) is not str and (value is not None or non_null):
+                raise _FALLBACK
             result[key] = value
+        for key, name, non_null, project in self.objects:
+            value = get(name)
+            if value is not None:
+                result[key] = project(value)
+            elif non_null:
+                raise _FALLBACK
+        for row in self.others:
+            result[row[0]] = self._other(row, source, get)
         return result
+
+    def _other(self, row: _Row, source: Any, get: Callable[[str], Any]) -> Any:
+        """The value of a field of the less common kinds."""
+        _, name, kind, non_null, items_non_null, coerce, sub = row
+        if kind == _TYPENAME:
+            return self.type_name
+        value = sub(source) if kind == _COMPUTED else get(name)
+        if value is None:
+            if non_null or kind == _COMPUTED:
+                raise _FALLBACK  # let graphql-core say why
+            return None
+        if kind == _DATE_TIME:
+            if type(value) is str and value in VALID_TIMESTAMPS:
+                return value
+            return _date_time(value)
+        if kind == _OBJECT_LIST:
+            if type(value) is not list:
+                raise _FALLBACK
+            return [_null_item(items_non_null) if i is None else sub(i) for i in value]
+        if kind == _ID:
+            return value if type(value) is str else _id(value)
+        return value if kind == _UNCHECKED else _converted(kind, value, coerce, items_non_null)
 
 
 def _converted(kind: int, value: Any, coerce: Any, items_non_null: bool) -> Any:
