@@ -17,7 +17,6 @@ nested objects are projected again). So the fast path changes speed, never resul
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -160,7 +159,7 @@ class _Plan:
         """
         if self.is_type_of is not None and not self.is_type_of(source, None):
             raise _FALLBACK
-        get = source.get if type(source) is dict else functools.partial(getattr, source)
+        get = source.get if type(source) is dict else source.__getattribute__
         result = dict.fromkeys(self.keys)
         for key, name, non_null in self.strings:
             value = get(name)
@@ -174,6 +173,13 @@ class _Plan:
             elif non_null:
                 raise _FALLBACK
         for row in self.others:
+            kind = row[2]
+            if kind in (_DATE_TIME, _ID):
+                # Valid timestamps and string ids, the common case, without a call.
+                value = get(row[1])
+                if type(value) is str and (kind == _ID or value in VALID_TIMESTAMPS):
+                    result[row[0]] = value
+                    continue
             result[row[0]] = self._other(row, source, get)
         return result
 
