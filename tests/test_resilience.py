@@ -32,6 +32,15 @@ AUTH = {"authorization": f"Bearer {TOKEN}"}
 QUERY = "{ jobs(first: 3) { nodes { jobId } pageInfo { hasNextPage } } }"
 # Quick retries, so the suite stays fast; the arithmetic is the same at any scale.
 FAST = {"upstream_retry_backoff": 0.01}
+# A breaker that opens at the first failure and probes 0.2 s later, without retries; uncached,
+# since deduplication would merge the identical calls of the probe tests into the probe.
+PROBING = {
+    **FAST,
+    "breaker_failures": 1,
+    "breaker_cooldown": 0.2,
+    "upstream_retries": 0,
+    "cache_ttl": 0,
+}
 
 
 class Scripted:
@@ -595,15 +604,7 @@ async def test_callers_wait_for_the_half_open_probe_instead_of_failing() -> None
         return httpx.Response(200, json=[])
 
     upstream = Scripted(upstream_answer)
-    # Uncached: deduplication would merge the 32 identical calls into one.
-    settings = {
-        **FAST,
-        "breaker_failures": 1,
-        "breaker_cooldown": 0.2,
-        "upstream_retries": 0,
-        "cache_ttl": 0,
-    }
-    async with asgi_client(in_process_gateway(upstream.transport(), **settings)) as client:
+    async with asgi_client(in_process_gateway(upstream.transport(), **PROBING)) as client:
         await graphql(client, QUERY, headers=AUTH)  # opens the circuit
         await asyncio.sleep(0.25)
         healthy["now"] = True
@@ -625,15 +626,7 @@ async def test_callers_of_a_failed_probe_get_retry_after() -> None:
         return httpx.Response(500)
 
     upstream = Scripted(httpx.Response(500), slow_failure)
-    # Uncached: deduplication would merge the identical calls into the probe.
-    settings = {
-        **FAST,
-        "breaker_failures": 1,
-        "breaker_cooldown": 0.2,
-        "upstream_retries": 0,
-        "cache_ttl": 0,
-    }
-    async with asgi_client(in_process_gateway(upstream.transport(), **settings)) as client:
+    async with asgi_client(in_process_gateway(upstream.transport(), **PROBING)) as client:
         await graphql(client, QUERY, headers=AUTH)
         await asyncio.sleep(0.25)
         bodies = await asyncio.gather(*(graphql(client, QUERY, headers=AUTH) for _ in range(8)))
