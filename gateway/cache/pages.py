@@ -58,6 +58,8 @@ class PageCache(Protocol):
 
     shared: bool
     """Whether other processes read this cache (then `private` answers are not stored)."""
+    stores: bool
+    """Whether it keeps pages at all (else how long the upstream allows them does not matter)."""
 
     async def get_or_fetch(self, caller: Caller, resource: str, fetch: Fetch) -> list[Any]:
         """The rows of `resource` for `caller`: kept ones, or those `fetch()` gets."""
@@ -76,6 +78,7 @@ class NullPageCache:
     """No cache: every call fetched, nothing kept, nothing shared."""
 
     shared = False
+    stores = False
 
     async def get_or_fetch(self, caller: Caller, resource: str, fetch: Fetch) -> list[Any]:
         """The rows `fetch()` gets; they may not be kept, so the response may not be either."""
@@ -96,6 +99,8 @@ class NullPageCache:
 
 class BackendPageCache:
     """Caches upstream pages per credential, and runs identical concurrent fetches once."""
+
+    stores = True
 
     def __init__(
         self,

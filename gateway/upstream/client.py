@@ -76,7 +76,6 @@ class UpstreamClient:
         metrics: Metrics | None = None,
     ) -> None:
         self._cache: PageCache = cache or NullPageCache()
-        self._stores = not isinstance(self._cache, NullPageCache)
         self._exchange = Exchange(transport, settings, breaker, metrics or Metrics())
         self._base_url = settings.upstream_url.rstrip("/")
         self.fetching = Fetching(settings.upstream_max_limit, settings.fetch_block_size)
@@ -210,6 +209,6 @@ class UpstreamClient:
             raise
 
     def _lifetime(self, response: UpstreamResponse) -> float | None:
-        if not self._stores:
+        if not self._cache.stores:
             return None  # nothing is kept: what the upstream allows does not matter
         return cache_lifetime(response.headers, shared=self._cache.shared)
