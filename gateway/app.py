@@ -20,7 +20,6 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -30,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway import tracing
 from gateway.cache import credential_secret, new_page_cache
 from gateway.caller import CredentialDigests
+from gateway.cors import GatewayCORS
 from gateway.graphiql import ASSETS_PATH, asset_urls, assets_dir, graphiql_page
 from gateway.graphql_http import AppState, GraphQLEndpoint
 from gateway.graphql_request import error_body, json_response
@@ -126,18 +126,6 @@ def _operations_routes(metrics: Metrics, lifecycle: Lifecycle) -> list[BaseRoute
     ]
 
 
-def _cors_options(settings: Settings) -> dict[str, Any] | None:
-    """CORSMiddleware's options for `GATEWAY_CORS_ORIGINS`; None without origins."""
-    if not settings.cors_origins:
-        return None
-    return {
-        "allow_origins": list(settings.cors_origins),
-        "allow_methods": ["GET", "POST"],
-        "allow_headers": ["Authorization", "Content-Type", "Accept"],
-        "max_age": 600,
-    }
-
-
 class GatewayApp(Starlette):
     """Starlette, with `/graphql` sent straight to its endpoint.
 
@@ -193,11 +181,11 @@ def create_app(
         routes.append(
             Mount(ASSETS_PATH, StaticFiles(directory=local_assets), name="graphiql-assets")
         )
-    cors = _cors_options(settings)
+    cors = bool(settings.cors_origins)
     app = GatewayApp(
-        CORSMiddleware(endpoint, **cors) if cors else endpoint,
+        GatewayCORS(endpoint, settings) if cors else endpoint,
         routes=routes,
-        middleware=[Middleware(CORSMiddleware, **cors)] if cors else [],
+        middleware=[Middleware(GatewayCORS, settings=settings)] if cors else [],
         exception_handlers={HTTPException: _http_error},
         lifespan=_lifespan(settings, metrics, memory, responses, lifecycle, upstream_transport),
     )

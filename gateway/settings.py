@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,6 +99,17 @@ def _origins(raw: str) -> tuple[str, ...]:
                 f"{origin!r} is not an origin like https://app.example.com (no wildcards, no paths)"
             )
     return origins
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+def _header_names(raw: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    for name in names:
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a header name")
+    return names
 
 
 def _cache_url(raw: str) -> str:
@@ -290,6 +302,14 @@ class Settings:
         "Comma-separated origins allowed to call the API from a browser, e.g. "
         "`https://app.example.com`; none by default.",
     )
+    cors_allow_headers: tuple[str, ...] = option(
+        _header_names(
+            "Authorization,Content-Type,Accept,X-Request-ID,apollographql-client-name,"
+            "apollographql-client-version,apollo-require-preflight"
+        ),
+        _header_names,
+        "Comma-separated request headers browsers may send cross-origin (with the origins above).",
+    )
     apq_ttl: float = option(
         86400.0,
         _non_negative_float,
@@ -372,6 +392,8 @@ class Settings:
                 default = "unset"
             elif isinstance(spec.default, bool):
                 default = f"`{str(spec.default).lower()}`"
+            elif isinstance(spec.default, tuple):
+                default = f"`{','.join(spec.default)}`"
             else:
                 default = f"`{spec.default}`"
             rows.append((ENV_PREFIX + spec.name.upper(), default, spec.metadata["doc"]))

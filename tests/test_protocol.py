@@ -376,3 +376,90 @@ async def test_cors_allow_list_preflight_and_authorization(sample: SampleUpstrea
     assert refused.status_code == 400
     assert "access-control-allow-origin" not in refused.headers
     assert actual.headers["access-control-allow-origin"] == "http://localhost:3000"
+
+
+CLIENT_HEADERS = (
+    "authorization, content-type, x-request-id, apollographql-client-name, "
+    "apollographql-client-version, apollo-require-preflight"
+)
+
+
+async def test_cors_allows_what_real_clients_send(sample: SampleUpstream) -> None:
+    """A preflight for Apollo Client's and the README's headers passes and may be kept two
+    hours; the answer lets the page read X-Request-ID."""
+    app = in_process_gateway(sample.app(), cors_origins="https://app.example.com")
+    origin = {"origin": "https://app.example.com"}
+    async with asgi_client(app) as client:
+        preflight = await client.options(
+            "/graphql",
+            headers={
+                **origin,
+                "access-control-request-method": "POST",
+                "access-control-request-headers": CLIENT_HEADERS,
+            },
+        )
+        actual = await client.post(
+            "/graphql", json={"query": QUERY}, headers={**DEMO_AUTH, **origin}
+        )
+    assert preflight.status_code == 200
+    allowed = {
+        name.strip().lower()
+        for name in preflight.headers["access-control-allow-headers"].split(",")
+    }
+    assert {name.strip() for name in CLIENT_HEADERS.split(",")} <= allowed
+    assert preflight.headers["access-control-max-age"] == "7200"
+    assert actual.headers["access-control-expose-headers"].lower() == "x-request-id"
+    assert actual.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("origin", "requested", "refused"),
+    [
+        ("https://evil.example", "authorization", "origin"),
+        ("https://app.example.com", "authorization, x-tenant", "headers"),
+    ],
+)
+async def test_a_refused_preflight_is_a_coded_json_error(
+    sample: SampleUpstream, origin: str, requested: str, refused: str
+) -> None:
+    """Another origin, or a header not allowed: 400 in the JSON error shape, saying which."""
+    app = in_process_gateway(sample.app(), cors_origins="https://app.example.com")
+    async with asgi_client(app) as client:
+        response = await client.options(
+            "/graphql",
+            headers={
+                "origin": origin,
+                "access-control-request-method": "POST",
+                "access-control-request-headers": requested,
+            },
+        )
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/json")
+    (error,) = response.json()["errors"]
+    assert error["extensions"] == {"code": "CORS_PREFLIGHT_REFUSED"}
+    assert refused in error["message"]
+    assert "access-control-allow-origin" not in response.headers
+
+
+async def test_the_allowed_headers_are_configurable(sample: SampleUpstream) -> None:
+    """GATEWAY_CORS_ALLOW_HEADERS replaces the list: X-Tenant passes, X-Request-ID no longer."""
+    app = in_process_gateway(
+        sample.app(),
+        cors_origins="https://app.example.com",
+        cors_allow_headers="Authorization,Content-Type,X-Tenant",
+    )
+
+    async def preflight(client: httpx.AsyncClient, requested: str) -> int:
+        response = await client.options(
+            "/graphql",
+            headers={
+                "origin": "https://app.example.com",
+                "access-control-request-method": "POST",
+                "access-control-request-headers": requested,
+            },
+        )
+        return response.status_code
+
+    async with asgi_client(app) as client:
+        assert await preflight(client, "authorization, x-tenant") == 200
+        assert await preflight(client, "authorization, x-request-id") == 400

@@ -41,6 +41,10 @@ def test_overrides_win_over_the_environment() -> None:
         ),
         ({"GATEWAY_UPSTREAM_URL": "http://a", "GATEWAY_PORT": "70000"}, "GATEWAY_PORT"),
         (
+            {"GATEWAY_UPSTREAM_URL": "http://a", "GATEWAY_CORS_ALLOW_HEADERS": "X Tenant"},
+            "GATEWAY_CORS_ALLOW_HEADERS='X Tenant' is invalid: 'X Tenant' is not a header name",
+        ),
+        (
             {"GATEWAY_UPSTREAM_URL": "http://a", "GATEWAY_MAX_PAGE_SIZE": "0"},
             "GATEWAY_MAX_PAGE_SIZE",
         ),
