@@ -1,4 +1,5 @@
-"""GraphiQL in a real browser: Debian's headless Chromium, driven by Playwright, no internet.
+"""A real browser: Debian's headless Chromium, driven by Playwright, no internet: GraphiQL,
+and a page on another origin calling the gateway (CORS).
 
 The gateway serves GraphiQL's assets itself (`python -m gateway fetch-graphiql`); the test
 blocks every request that does not go to the gateway, so a CDN dependency would fail it.
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Route, sync_playwright
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse
+from starlette.routing import Route as Route_
 
 from gateway.background import BackgroundServer
 from gateway.graphiql import assets_dir
@@ -81,3 +85,50 @@ def test_graphiql_runs_a_jobs_query_in_chromium(browser_gateway: BackgroundServe
     assert '"jobTitle": "Safety Audit #1"' in text
     assert '"hasNextPage": true' in text
     assert outside == []
+
+
+FETCH_FROM_THE_PAGE = """async (gateway) => {
+  try {
+    const response = await fetch(gateway + "/graphql", {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/graphql-response+json",
+        authorization: "Bearer demo-token",
+        "x-request-id": "from-the-page-1",
+        "apollographql-client-name": "dashboard",
+        "apollographql-client-version": "1.2.3",
+        "apollo-require-preflight": "true",
+      },
+      body: JSON.stringify({ query: "{ jobs(first: 2) { nodes { jobId } } }" }),
+    });
+    const body = await response.json();
+    return { status: response.status, requestId: response.headers.get("x-request-id"),
+             jobs: body.data.jobs.nodes.length };
+  } catch (error) {
+    return { refused: String(error) };
+  }
+}"""
+
+
+def test_a_page_on_another_origin_calls_the_gateway_in_chromium(
+    sample_server: BackgroundServer,
+) -> None:
+    """From a page on an allowed origin, Chromium's fetch with Apollo Client's headers and an
+    X-Request-ID passes the preflight and reads the answer's X-Request-ID; from an origin not
+    listed, the browser refuses the call."""
+    page_app = Starlette(routes=[Route_("/", lambda _: HTMLResponse("<p>app</p>"))])
+    with BackgroundServer(page_app) as allowed_page, BackgroundServer(page_app) as other_page:
+        gateway_app = network_gateway(sample_server.url, cors_origins=allowed_page.url)
+        with BackgroundServer(gateway_app) as gateway, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            try:
+                page = browser.new_page()
+                page.goto(f"{allowed_page.url}/")
+                allowed = page.evaluate(FETCH_FROM_THE_PAGE, gateway.url)
+                page.goto(f"{other_page.url}/")
+                refused = page.evaluate(FETCH_FROM_THE_PAGE, gateway.url)
+            finally:
+                browser.close()
+    assert allowed == {"status": 200, "requestId": "from-the-page-1", "jobs": 2}
+    assert "Failed to fetch" in refused["refused"]
