@@ -12,8 +12,8 @@
 
 Resolvers raise these; graphql-core copies `extensions` onto the GraphQL error it builds, so the
 client sees `extensions.code` (and `extensions.upstreamStatus` where the upstream answered).
-Anything else that escapes a resolver is a bug: `error_masking.MaskUnexpectedErrors` logs it and
-shows the client only `INTERNAL_SERVER_ERROR`. Only `upstream.py` turns HTTP outcomes into these.
+Anything else that escapes a resolver is a bug: `error_contract.coded_error` logs it and shows
+the client only `INTERNAL_SERVER_ERROR`. Only `gateway/upstream/` turns HTTP outcomes into these.
 Messages are written for the frontend developer and never contain a token.
 """
 
