@@ -463,3 +463,23 @@ async def test_the_allowed_headers_are_configurable(sample: SampleUpstream) -> N
     async with asgi_client(app) as client:
         assert await preflight(client, "authorization, x-tenant") == 200
         assert await preflight(client, "authorization, x-request-id") == 400
+
+
+async def test_a_hostile_preflight_is_refused_without_echoing_it(sample: SampleUpstream) -> None:
+    """A preflight asking for 1,000 made-up headers (12 KB, under the head limit) is refused
+    in the JSON shape, and the answer repeats none of them."""
+    app = in_process_gateway(sample.app(), cors_origins="https://app.example.com")
+    requested = ", ".join(f"x-evil-{n:04d}" for n in range(1000))
+    async with asgi_client(app) as client:
+        response = await client.options(
+            "/graphql",
+            headers={
+                "origin": "https://app.example.com",
+                "access-control-request-method": "POST",
+                "access-control-request-headers": requested,
+            },
+        )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"] == {"code": "CORS_PREFLIGHT_REFUSED"}
+    assert "x-evil" not in response.text
+    assert "x-evil" not in str(response.headers).lower()
