@@ -27,13 +27,14 @@ from gateway.resolvers import (
 )
 from gateway.scalars import SCALAR_MAP
 from gateway.settings import Settings
-from gateway.types import Job, JobConnection, Node
+from gateway.types import NULL_ONLY_ON_ERROR, Job, JobConnection, Node
 
 
 @strawberry.type(description="Read the WorkfloPlus jobs your bearer token may see.")
 class Query:
-    jobs: JobConnection = strawberry.field(
+    jobs: JobConnection | None = strawberry.field(
         resolver=resolve_jobs,
+        directives=[NULL_ONLY_ON_ERROR],
         description=(
             "The jobs of the token's team, in the order the Jobs API lists them, a page at a "
             "time (Relay cursor pagination over the API's skip/limit). With no arguments: the "
@@ -41,15 +42,17 @@ class Query:
             "of the list (see `totalCount`)."
         ),
     )
-    my_jobs: JobConnection = strawberry.field(
+    my_jobs: JobConnection | None = strawberry.field(
         resolver=resolve_my_jobs,
+        directives=[NULL_ONLY_ON_ERROR],
         description=(
             "The jobs of the token's own user (`GET /jobs/v1/my/`, policy Job_Read), paged "
             "exactly like `jobs`."
         ),
     )
-    workflow_jobs: JobConnection = strawberry.field(
+    workflow_jobs: JobConnection | None = strawberry.field(
         resolver=resolve_workflow_jobs,
+        directives=[NULL_ONLY_ON_ERROR],
         description=(
             "The jobs of one workflow (`GET /jobs/v1/workflow/{workflowId}`). The Jobs API "
             "returns them all at once with no paging, so the gateway fetches the list once, "

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import strawberry
 from graphql import GraphQLResolveInfo
+from strawberry.schema_directive import Location
 
 from gateway.node_ids import global_id
 from gateway.scalars import JSON, DateTime
@@ -28,6 +29,24 @@ def projectable(resolver: Callable[[Any], Any]) -> Callable[[Any], Any]:
     projection may call it directly instead of giving the object back to graphql-core."""
     resolver.__dict__["projectable"] = True
     return resolver
+
+
+@strawberry.schema_directive(
+    locations=[Location.FIELD_DEFINITION],
+    name="semanticNonNull",
+    description=(
+        "The field is null only when an error is reported at its path (the GraphQL "
+        "semantic-nullability proposal): clients that understand it may type it non-null."
+    ),
+)
+class SemanticNonNull:
+    # The proposal's `levels: [Int] = [0]` (0 is the field itself); only level 0 is used here.
+    levels: list[int | None] | None = strawberry.directive_field(name="levels", default=(0,))
+
+
+NULL_ONLY_ON_ERROR = SemanticNonNull()
+"""Fields that call the upstream are nullable so one failure leaves the rest of the answer;
+this marks each such field so generated client types can stay strict."""
 
 
 class _JSONObjectType:
@@ -207,7 +226,7 @@ class JobEdge:
     )
 
 
-async def _total_count(root: strawberry.Parent[JobConnection]) -> int:
+async def _total_count(root: strawberry.Parent[JobConnection]) -> int | None:
     return await root.counter()
 
 
@@ -219,12 +238,14 @@ class JobConnection:
     )
     page_info: PageInfo = strawberry.field(description="Cursors and flags for paging on.")
     counter: strawberry.Private[Callable[[], Awaitable[int]]]
-    total_count: int = strawberry.field(
+    total_count: int | None = strawberry.field(
         resolver=_total_count,
+        directives=[NULL_ONLY_ON_ERROR],
         description=(
             "How many jobs the whole list has. The Jobs API has no count, so the gateway "
             "searches for the end of the list: one call for lists of up to 100 jobs, about "
             "2 log2(N/100) + 2 calls beyond (15 for 10,000), cached per token like pages. "
-            "Computed only when selected."
+            "Computed only when selected; null, with an error at its path, when the count "
+            "fails (the page itself still arrives)."
         ),
     )

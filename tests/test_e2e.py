@@ -151,7 +151,7 @@ def test_upstream_auth_failures_are_coded(
 ) -> None:
     """Upstream 401 and 403 reach the client as UNAUTHENTICATED and FORBIDDEN, with the status."""
     body = post(gateway_server, "{ jobs { nodes { jobId } } }", token=token)
-    assert body["data"] is None
+    assert body["data"] == {"jobs": None}
     assert body["errors"][0]["extensions"] == {"code": code, "upstreamStatus": status}
     assert token not in str(body)
 

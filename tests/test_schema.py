@@ -155,7 +155,7 @@ async def test_no_token_is_unauthenticated_without_an_upstream_call() -> None:
         result = await execute(
             transport, "{ jobs { nodes { jobId } } }", authorization=authorization
         )
-        assert result.data is None
+        assert result.data == {"jobs": None}
         assert [error.extensions["code"] for error in result.errors] == ["UNAUTHENTICATED"]
     assert recorder.requests == []
 
