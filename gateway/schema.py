@@ -67,8 +67,9 @@ class Query:
             "when the Jobs API does not know it; a malformed id is BAD_USER_INPUT."
         ),
     )
-    nodes: list[Node | None] = strawberry.field(
+    nodes: list[Node | None] | None = strawberry.field(
         resolver=resolve_nodes,
+        directives=[NULL_ONLY_ON_ERROR],
         description=(
             "Several objects by global id, in the order asked, null for unknown ones. Fetched "
             "concurrently; the same id twice costs one call."
