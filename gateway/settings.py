@@ -9,12 +9,12 @@ whatever needs it: the app factory, the upstream client, the resolvers (through 
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+
+from gateway import setting_parsers as parse
+from gateway.setting_parsers import option
 
 ENV_PREFIX = "GATEWAY_"
 
@@ -23,312 +23,206 @@ class SettingsError(ValueError):
     """Raised when a setting is missing or malformed; the message names the variable."""
 
 
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError("must be a whole number of at least 1")
-    return value
-
-
-def _non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError("must be a whole number of at least 0")
-    return value
-
-
-def _non_negative_float(raw: str) -> float:
-    value = float(raw)
-    if not 0 <= value < math.inf:
-        raise ValueError("must be a number of seconds, 0 or more")
-    return value
-
-
-def _port(raw: str) -> int:
-    value = int(raw)
-    if not 0 <= value <= 65535:
-        raise ValueError("must be a TCP port from 0 to 65535")
-    return value
-
-
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not 0 < value < math.inf:
-        raise ValueError("must be a number of seconds above 0")
-    return value
-
-
-def _http_url(raw: str) -> str:
-    parts = urlsplit(raw.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(
-            "must be an http:// or https:// URL, for example https://gateway.workfloplus.com"
-        )
-    if parts.query or parts.fragment:
-        raise ValueError("must be a base URL without a query string or fragment")
-    # The gateway appends /jobs/v1/...; a trailing slash would double it.
-    return raw.strip().rstrip("/")
-
-
-def _log_level(raw: str) -> str:
-    level = raw.strip().upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise ValueError("must be one of debug, info, warning, error, critical")
-    return level
-
-
-def _text(raw: str) -> str:
-    return raw
-
-
-def _boolean(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("must be true or false")
-
-
-def _origins(raw: str) -> tuple[str, ...]:
-    origins = tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
-    for origin in origins:
-        parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
-            raise ValueError(
-                f"{origin!r} is not an origin like https://app.example.com (no wildcards, no paths)"
-            )
-    return origins
-
-
-_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
-
-
-def _header_names(raw: str) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in raw.split(",") if name.strip())
-    for name in names:
-        if not _HEADER_NAME.fullmatch(name):
-            raise ValueError(f"{name!r} is not a header name")
-    return names
-
-
-def _cache_url(raw: str) -> str:
-    parts = urlsplit(raw.strip())
-    if parts.scheme == "memory":
-        return "memory://"
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ValueError("must be memory:// or redis://host:port/db (rediss:// for TLS)")
-    try:
-        parts.port  # noqa: B018 - parsing the port raises for a malformed one
-        db = parts.path.strip("/")
-        if db and int(db) < 0:
-            raise ValueError
-    except ValueError:
-        raise ValueError("has a malformed port or database number") from None
-    return raw.strip()
-
-
-def option(default: Any, parse: Callable[[str], Any], doc: str, *, secret: bool = False) -> Any:
-    """Declare a setting: its default (`dataclasses.MISSING` when required), parser and meaning.
-
-    A `secret` one (a key, a URL that may hold a password) is left out of the settings' repr.
-    """
-    metadata = {"parse": parse, "doc": doc}
-    if default is dataclasses.MISSING:
-        return field(metadata=metadata, repr=not secret)
-    return field(default=default, metadata=metadata, repr=not secret)
-
-
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every knob of the gateway. The environment variable of `foo_bar` is `GATEWAY_FOO_BAR`."""
 
     upstream_url: str = option(
         dataclasses.MISSING,
-        _http_url,
+        parse.http_url,
         "Base URL of the Jobs REST API; the gateway calls `{base}/jobs/v1/`. Required.",
     )
-    host: str = option("127.0.0.1", _text, "Interface to listen on (`0.0.0.0` in containers).")
-    port: int = option(8000, _port, "TCP port to listen on.")
+    host: str = option("127.0.0.1", parse.text, "Interface to listen on (`0.0.0.0` in containers).")
+    port: int = option(8000, parse.port, "TCP port to listen on.")
     default_page_size: int = option(
         20,
-        _positive_int,
+        parse.positive_int,
         "Page size when neither `first` nor `last` is given (the upstream's default).",
     )
     max_page_size: int = option(
         100,
-        _positive_int,
+        parse.positive_int,
         "Largest `first`/`last` a query may ask for; larger is `BAD_USER_INPUT`.",
     )
     upstream_timeout: float = option(
         10.0,
-        _positive_float,
+        parse.positive_float,
         "Seconds one upstream attempt may take in all: connect, send, wait, read the body.",
     )
     upstream_connect_timeout: float = option(
-        3.0, _positive_float, "Seconds to wait for a TCP (and TLS) connection to the upstream."
+        3.0, parse.positive_float, "Seconds to wait for a TCP (and TLS) connection to the upstream."
     )
     request_deadline: float = option(
         20.0,
-        _positive_float,
+        parse.positive_float,
         "Seconds one GraphQL request may spend on upstream calls, retries and back-off included.",
     )
     upstream_retries: int = option(
         2,
-        _non_negative_int,
+        parse.non_negative_int,
         "Retries of a failed upstream GET (connect errors, 502/503/504, 429); 0 turns them off.",
     )
     upstream_retry_backoff: float = option(
         0.2,
-        _positive_float,
+        parse.positive_float,
         "Base of the exponential back-off between retries, in seconds (full jitter, max 2 s).",
     )
     upstream_retry_after_max: float = option(
         5.0,
-        _non_negative_float,
+        parse.non_negative_float,
         "Longest Retry-After (seconds) the gateway waits out itself; a longer one is passed on.",
     )
     breaker_failures: int = option(
         5,
-        _non_negative_int,
+        parse.non_negative_int,
         "Consecutive upstream failures that open the circuit breaker; 0 disables it.",
     )
     breaker_cooldown: float = option(
-        10.0, _positive_float, "Seconds the open breaker fails fast before letting a probe through."
+        10.0,
+        parse.positive_float,
+        "Seconds the open breaker fails fast before letting a probe through.",
     )
     upstream_max_limit: int = option(
         100,
-        _positive_int,
+        parse.positive_int,
         "Largest `limit` sent upstream; bigger windows are fetched as several concurrent calls.",
     )
     upstream_max_bytes: int = option(
         16 * 1024 * 1024,
-        _positive_int,
+        parse.positive_int,
         "Largest upstream response body accepted, in bytes; larger is UPSTREAM_BAD_RESPONSE.",
     )
     cache_ttl: float = option(
         5.0,
-        _non_negative_float,
+        parse.non_negative_float,
         "Seconds a successful upstream page is cached; 0 turns caching and deduplication off.",
     )
     cache_url: str = option(
         "memory://",
-        _cache_url,
+        parse.cache_url,
         "`memory://` (per process) or `redis://[user:password@]host:port/db` (`rediss://` for "
         "TLS), shared by every replica pointed at it.",
         secret=True,
     )
     cache_key_secret: str = option(
         "",
-        _text,
+        parse.text,
         "Key of the credential digests (keyed BLAKE2b) in cache keys. Required with Redis (the "
         "same on every replica); random per process when unset with `memory://`.",
         secret=True,
     )
     cache_timeout: float = option(
-        0.25, _positive_float, "Seconds one cache (Redis) operation may take before it is skipped."
+        0.25,
+        parse.positive_float,
+        "Seconds one cache (Redis) operation may take before it is skipped.",
     )
     cache_block_size: int = option(
         100,
-        _non_negative_int,
+        parse.non_negative_int,
         "With caching on, fetch aligned blocks of this many rows so neighbouring pages share "
         "them (capped at `GATEWAY_UPSTREAM_MAX_LIMIT`); 0 fetches exact windows.",
     )
     cache_max_bytes: int = option(
         64 * 1024 * 1024,
-        _positive_int,
+        parse.positive_int,
         "Bytes of process memory for pages (`memory://`), whole responses and persisted queries "
         "(`memory://`) together, by encoded size; the least recently used go first.",
     )
     max_depth: int = option(
-        12, _positive_int, "Deepest nesting of selection sets a query may have (`QUERY_TOO_DEEP`)."
+        12,
+        parse.positive_int,
+        "Deepest nesting of selection sets a query may have (`QUERY_TOO_DEEP`).",
     )
     max_aliases: int = option(
-        15, _non_negative_int, "Most aliased fields in one operation (`TOO_MANY_ALIASES`)."
+        15, parse.non_negative_int, "Most aliased fields in one operation (`TOO_MANY_ALIASES`)."
     )
     max_field_repeats: int = option(
         10,
-        _positive_int,
+        parse.positive_int,
         "Most times one response key may be selected in one selection set, fragments included "
         "(`TOO_MANY_REPEATED_FIELDS`).",
     )
     max_tokens: int = option(
-        2000, _positive_int, "Most lexical tokens in one document (`TOO_MANY_TOKENS`)."
+        2000, parse.positive_int, "Most lexical tokens in one document (`TOO_MANY_TOKENS`)."
     )
     max_body_bytes: int = option(
-        65536, _positive_int, "Largest request body in bytes; larger is HTTP 413 before parsing."
+        65536,
+        parse.positive_int,
+        "Largest request body in bytes; larger is HTTP 413 before parsing.",
     )
     max_header_bytes: int = option(
         16384,
-        _positive_int,
+        parse.positive_int,
         "Largest total of request header names and values, in bytes; larger is HTTP 431 "
         "(`REQUEST_HEADER_FIELDS_TOO_LARGE`) with nothing forwarded. A GET's query string may be "
         "up to `GATEWAY_MAX_BODY_BYTES` (else 414).",
     )
     client_timeout: float = option(
         10.0,
-        _positive_float,
+        parse.positive_float,
         "Seconds a client may take to send one request, headers and body; a slower one gets 408 "
         "(`REQUEST_TIMEOUT`) or has its connection closed.",
     )
     keepalive_timeout: float = option(
-        5.0, _positive_float, "Seconds an idle keep-alive connection is kept open."
+        5.0, parse.positive_float, "Seconds an idle keep-alive connection is kept open."
     )
     max_connections: int = option(
         1000,
-        _positive_int,
+        parse.positive_int,
         "Most connections (or requests in flight) one process serves at once; past it uvicorn "
         "answers 503.",
     )
     upstream_call_budget: int = option(
         40,
-        _positive_int,
+        parse.positive_int,
         "Most upstream calls one request may cause, judged before execution from its list "
         "fields' sizes (`UPSTREAM_BUDGET_EXCEEDED`) and counted while it runs.",
     )
     introspection: bool = option(
-        True, _boolean, "Allow introspection queries (GraphiQL's docs and autocompletion need it)."
+        True,
+        parse.boolean,
+        "Allow introspection queries (GraphiQL's docs and autocompletion need it).",
     )
-    graphiql: bool = option(True, _boolean, "Serve GraphiQL to browsers on `GET /graphql`.")
+    graphiql: bool = option(True, parse.boolean, "Serve GraphiQL to browsers on `GET /graphql`.")
     graphiql_assets_dir: str = option(
         "",
-        _text,
+        parse.text,
         "Directory of GraphiQL's JS/CSS, served at `/graphiql/assets/`; unset: the copy "
         "`python -m gateway fetch-graphiql` installed in the package, else a CDN.",
     )
     cors_origins: tuple[str, ...] = option(
         (),
-        _origins,
+        parse.origins,
         "Comma-separated origins allowed to call the API from a browser, e.g. "
         "`https://app.example.com`; none by default.",
     )
     cors_allow_headers: tuple[str, ...] = option(
-        _header_names(
+        parse.header_names(
             "Authorization,Content-Type,Accept,X-Request-ID,apollographql-client-name,"
             "apollographql-client-version,apollo-require-preflight"
         ),
-        _header_names,
+        parse.header_names,
         "Comma-separated request headers browsers may send cross-origin (with the origins above).",
     )
     apq_ttl: float = option(
         86400.0,
-        _non_negative_float,
+        parse.non_negative_float,
         "Seconds an automatic persisted query is remembered; 0 turns persisted queries off.",
     )
     workers: int = option(
-        1, _positive_int, "Worker processes for `serve` (use the cores; share a Redis cache)."
+        1, parse.positive_int, "Worker processes for `serve` (use the cores; share a Redis cache)."
     )
     shutdown_grace: float = option(
         20.0,
-        _positive_float,
+        parse.positive_float,
         "Seconds a SIGTERM'd gateway keeps serving the requests in flight before it stops.",
     )
     tracing: bool = option(
         False,
-        _boolean,
+        parse.boolean,
         "Send OpenTelemetry traces (needs the `otel` extra; exporter set by `OTEL_*` variables).",
     )
-    log_level: str = option("INFO", _log_level, "Log level: debug, info, warning, error.")
+    log_level: str = option("INFO", parse.log_level, "Log level: debug, info, warning, error.")
 
     @classmethod
     def from_env(
