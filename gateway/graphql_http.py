@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Final, TypedDict
 
 from graphql import GraphQLError
@@ -41,6 +43,7 @@ from gateway.graphql_request import (
     json_response,
     negotiate,
     operation_name_in,
+    params_of,
     read_params,
     wants_html,
 )
@@ -133,61 +136,99 @@ class GraphQLEndpoint:
         ):
             await HTMLResponse(self._graphiql_html)(scope, receive, send)
             return
-        record = RequestRecord(request_id_from(headers.get(REQUEST_ID_HEADER)))
+        request_id = request_id_from(headers.get(REQUEST_ID_HEADER))
         with redacting(headers.get("authorization")):
-            response, outcome = await self._answer(request, headers, record)
+            response = await self._answer(request, headers, request_id)
             # Appended, not set: no response has it yet, and setting scans the header list.
-            response.raw_headers.append((REQUEST_ID_HEADER_BYTES, record.request_id.encode()))
-            operation = self._metrics.operation_label(record.operation)
-            self._metrics.count_request(operation, outcome, time.perf_counter() - record.started)
-            log_request(record, outcome=outcome, status=response.status_code)
+            response.raw_headers.append((REQUEST_ID_HEADER_BYTES, request_id.encode()))
         await response(scope, receive, send)
 
-    async def _answer(
-        self, request: Request, headers: dict[str, str], record: RequestRecord
-    ) -> tuple[Response, str]:
-        """`handle`, with every way it can fail answered in the JSON error shape."""
+    async def _answer(self, request: Request, headers: dict[str, str], request_id: str) -> Response:
+        """Read the request, then answer its operation, or each of a batch's in order."""
+        record = RequestRecord(request_id)
         try:
-            return await self.handle(request, headers, record)
-        except RequestRejectedError as rejected:
-            response = json_response(error_body(rejected.message, rejected.code), rejected.status)
-            response.headers.update(rejected.headers)
-            record.error_codes.append(rejected.code)
-            return response, "rejected"
+            if request.method not in ("GET", "POST"):
+                # Starlette routes HEAD with GET; GraphQL over HTTP has no meaning for it.
+                raise RequestRejectedError(
+                    405, "Use GET or POST for GraphQL", "METHOD_NOT_ALLOWED", allow="GET, POST"
+                )
+            read = await read_params(
+                request, headers, self._settings.max_body_bytes, self._settings.max_batch
+            )
         except ClientDisconnect:
             # The client's doing (an aborted upload, a closed tab): nothing to answer.
             logger.info("The client went away before its request was read")
-            return json_response(error_body("Client disconnected", "BAD_REQUEST"), 400), (
-                "client_disconnect"
-            )
+            response = json_response(error_body("Client disconnected", "BAD_REQUEST"), 400)
+            return self._finish(record, response, "client_disconnect")
+        except RequestRejectedError as rejected:
+            return self._finish(record, *_rejection(rejected, record))
+        exchange = _Exchange(
+            request.method,
+            negotiate(headers.get("accept")),
+            request.scope["state"],  # the lifespan's state, copied into this request's scope
+            headers.get("authorization"),
+        )
+        if isinstance(read, GraphQLParams):
+            return self._finish(record, *await self._operation(read, exchange, record))
+        return await self._batch(read, exchange, request_id)
+
+    async def _batch(self, items: list[object], exchange: _Exchange, request_id: str) -> Response:
+        """A batch's answers, one JSON array in the order asked. The operations run
+        concurrently under one deadline and one upstream-call budget; each is logged and
+        counted as a request of its own (with `batch: i/n`)."""
+        exchange.share = (
+            time.monotonic() + self._settings.request_deadline,
+            UpstreamBudget(self._settings.upstream_call_budget),
+        )
+        records = [
+            RequestRecord(request_id, batch=f"{index}/{len(items)}")
+            for index in range(1, len(items) + 1)
+        ]
+        operations = zip(items, records, strict=True)
+        answers = await asyncio.gather(
+            *(self._operation(item, exchange, record) for item, record in operations)
+        )
+        for record, (response, outcome) in zip(records, answers, strict=True):
+            self._finish(record, response, outcome)
+        body = b"[" + b",".join(bytes(response.body) for response, _ in answers) + b"]"
+        return Response(body, media_type=exchange.media_type, headers={"cache-control": NO_STORE})
+
+    def _finish(self, record: RequestRecord, response: Response, outcome: str) -> Response:
+        """Count and log one operation's answer."""
+        operation = self._metrics.operation_label(record.operation)
+        self._metrics.count_request(operation, outcome, time.perf_counter() - record.started)
+        log_request(record, outcome=outcome, status=response.status_code)
+        return response
+
+    async def _operation(
+        self, item: GraphQLParams | object, exchange: _Exchange, record: RequestRecord
+    ) -> tuple[Response, str]:
+        """`run`, with every way it can fail answered in the JSON error shape."""
+        try:
+            params = item if isinstance(item, GraphQLParams) else params_of(item)
+            return await self.run(params, exchange, record)
+        except RequestRejectedError as rejected:
+            return _rejection(rejected, record)
         except Exception:
             logger.exception("Unexpected error outside GraphQL execution")
             record.error_codes.append(INTERNAL_SERVER_ERROR)
             body = error_body(INTERNAL_ERROR_MESSAGE, INTERNAL_SERVER_ERROR)
             return json_response(body, 200), "internal_error"
 
-    async def handle(
-        self, request: Request, headers: dict[str, str], record: RequestRecord
+    async def run(
+        self, params: GraphQLParams, exchange: _Exchange, record: RequestRecord
     ) -> tuple[Response, str]:
-        """Answer one GraphQL-over-HTTP request; also say how it went (the outcome)."""
-        if request.method not in ("GET", "POST"):
-            # Starlette routes HEAD with GET; GraphQL over HTTP has no meaning for it.
-            raise RequestRejectedError(
-                405, "Use GET or POST for GraphQL", "METHOD_NOT_ALLOWED", allow="GET, POST"
-            )
-        media_type = negotiate(headers.get("accept"))
-        params = await read_params(request, headers, self._settings.max_body_bytes)
+        """Answer one GraphQL operation; also say how it went (the outcome)."""
         record.operation = params.operation_name or operation_name_in(params.query)
-        # The lifespan's state, as the server copied it into this request's scope.
-        state: AppState = request.scope["state"]
-        persisted = state["persisted_queries"]
+        media_type = exchange.media_type
+        persisted = exchange.state["persisted_queries"]
         try:
             query, remember = await _query_of(persisted, params, record)
         except PersistedQueryError as error:
             record.error_codes.append(error.code)
             body = error_body(error.message, error.code)
             return json_response(body, error.status, media_type), "rejected"
-        authorization = headers.get("authorization")
+        authorization = exchange.authorization
         # The digest of any header keys the response cache: only a bearer token's responses
         # are ever kept, so another header's lookup simply misses.
         credential = None if authorization is None else self._credentials.digest(authorization)
@@ -198,9 +239,9 @@ class GraphQLEndpoint:
                 # Kept only when error-free: the query ran as it must to be registered.
                 await persisted.remember(remember, query)
             return cached, "ok"
-        caller = self._caller(authorization, credential, record.request_id)
-        context = RequestContext(self._settings, state["upstream"], authorization, caller)
-        result = await self.execute(context, query, params, request.method)
+        caller = self._caller(authorization, credential, record.request_id, exchange.share)
+        context = RequestContext(self._settings, exchange.state["upstream"], authorization, caller)
+        result = await self.execute(context, query, params, exchange.method)
         if caller is not None:
             record.upstream_calls = caller.ledger.calls
             record.cache_hits += caller.ledger.cache_hits
@@ -210,18 +251,21 @@ class GraphQLEndpoint:
         return self._respond(result, media_type, record, caller, cache_key)
 
     def _caller(
-        self, authorization: str | None, credential: str | None, request_id: str
+        self,
+        authorization: str | None,
+        credential: str | None,
+        request_id: str,
+        share: tuple[float, UpstreamBudget] | None,
     ) -> Caller | None:
-        """The request's `Caller`, when it carries a bearer token (else resolvers refuse it)."""
+        """The operation's `Caller`, when it carries a bearer token (else resolvers refuse it):
+        with its own deadline and budget, or a batch's `share` of them."""
         if authorization is None or credential is None or not is_bearer(authorization):
             return None
-        return Caller(
-            authorization=authorization,
-            credential=credential,
-            deadline=time.monotonic() + self._settings.request_deadline,
-            budget=UpstreamBudget(self._settings.upstream_call_budget),
-            request_id=request_id,
+        deadline, budget = share or (
+            time.monotonic() + self._settings.request_deadline,
+            UpstreamBudget(self._settings.upstream_call_budget),
         )
+        return Caller(authorization, credential, deadline, budget, request_id=request_id)
 
     def _response_key(
         self, credential: str | None, query: str | None, params: GraphQLParams, media_type: str
@@ -298,6 +342,25 @@ class GraphQLEndpoint:
             return ExecutionResult(
                 data=None, errors=[GraphQLError(message, extensions={"code": "BAD_USER_INPUT"})]
             )
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """What the operations of one HTTP request share."""
+
+    method: str
+    media_type: str
+    state: AppState
+    authorization: str | None
+    share: tuple[float, UpstreamBudget] | None = None
+    """A batch's one deadline and upstream-call budget; None for a lone operation."""
+
+
+def _rejection(rejected: RequestRejectedError, record: RequestRecord) -> tuple[Response, str]:
+    response = json_response(error_body(rejected.message, rejected.code), rejected.status)
+    response.headers.update(rejected.headers)
+    record.error_codes.append(rejected.code)
+    return response, "rejected"
 
 
 async def _query_of(

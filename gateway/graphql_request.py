@@ -3,6 +3,8 @@
 - `POST /graphql` with `Content-Type: application/json` and a JSON object body, or
   `GET /graphql?query=&variables=&operationName=&extensions=`. Bodies over
   `GATEWAY_MAX_BODY_BYTES` are refused with 413 before being parsed.
+- A POST of a JSON array is a batch (Apollo Client's `BatchHttpLink`): up to `max_batch`
+  operations, each read on its own (`params_of`), so one malformed item fails only itself.
 - Requests that are not GraphQL requests at all (bad JSON, wrong types, unsupported media type)
   are refused (`RequestRejectedError`) with a 4xx, the JSON error shape and a code
   (`BAD_REQUEST`, ...).
@@ -125,7 +127,10 @@ def _decode_json_parameter(raw: str | None, name: str) -> dict[str, Any] | None:
     return value
 
 
-def _params(body: dict[str, Any]) -> GraphQLParams:
+def params_of(body: object) -> GraphQLParams:
+    """The parameters of one request object (a POST body, or an item of a batch)."""
+    if not isinstance(body, dict):
+        raise RequestRejectedError(400, "A GraphQL request must be a JSON object")
     query, variables = body.get("query"), body.get("variables")
     operation_name, extensions = body.get("operationName"), body.get("extensions")
     if query is not None and not isinstance(query, str):
@@ -140,12 +145,13 @@ def _params(body: dict[str, Any]) -> GraphQLParams:
 
 
 async def read_params(
-    request: Request, headers: dict[str, str], max_body_bytes: int
-) -> GraphQLParams:
-    """The GraphQL parameters of a GET or POST request; `RequestRejectedError` if malformed."""
+    request: Request, headers: dict[str, str], max_body_bytes: int, max_batch: int = 0
+) -> GraphQLParams | list[object]:
+    """The GraphQL parameters of a GET or POST request, or the items of a batch (for
+    `params_of`); `RequestRejectedError` if the request as a whole is malformed."""
     if request.method == "GET":
         query_params = request.query_params
-        return _params(
+        return params_of(
             {
                 "query": query_params.get("query"),
                 "variables": _decode_json_parameter(query_params.get("variables"), "variables"),
@@ -162,9 +168,29 @@ async def read_params(
         decoded = orjson.loads(await _body(request, headers, max_body_bytes))
     except orjson.JSONDecodeError:
         raise RequestRejectedError(400, "The request body is not valid JSON") from None
+    if isinstance(decoded, list):
+        return _batch(decoded, max_batch)
     if not isinstance(decoded, dict):
-        raise RequestRejectedError(400, "The request body must be a JSON object")
-    return _params(decoded)
+        raise RequestRejectedError(400, "The request body must be a JSON object or array")
+    return params_of(decoded)
+
+
+def _batch(items: list[object], max_batch: int) -> list[object]:
+    if max_batch == 0:
+        raise RequestRejectedError(
+            400,
+            "Batched requests are switched off here: send one operation per request",
+            "BATCH_REFUSED",
+        )
+    if not items:
+        raise RequestRejectedError(400, "A batch needs at least one operation", "BATCH_REFUSED")
+    if len(items) > max_batch:
+        raise RequestRejectedError(
+            400,
+            f"A batch may hold at most {max_batch} operations; this one holds {len(items)}",
+            "BATCH_REFUSED",
+        )
+    return items
 
 
 async def _body(request: Request, headers: dict[str, str], max_body_bytes: int) -> bytes:

@@ -45,6 +45,8 @@ class RequestRecord:
     upstream_calls: int = 0
     cache_hits: int = 0
     error_codes: list[str] = field(default_factory=list)
+    batch: str | None = None
+    """`i/n` for the i-th operation of a batched request of n (logged only then)."""
 
 
 def request_id_from(header: str | None) -> str:
@@ -71,6 +73,7 @@ def log_request(record: RequestRecord, *, outcome: str, status: int) -> None:
                 "upstream_calls": record.upstream_calls,
                 "cache_hits": record.cache_hits,
                 "error_codes": record.error_codes,
+                **({"batch": record.batch} if record.batch is not None else {}),
             }
         },
     )

@@ -150,6 +150,12 @@ class Settings:
         parse.positive_int,
         "Largest request body in bytes; larger is HTTP 413 before parsing.",
     )
+    max_batch: int = option(
+        10,
+        parse.non_negative_int,
+        "Most operations in one batched POST (a JSON array, as Apollo Client's BatchHttpLink "
+        "sends); they share one upstream-call budget. 0 refuses batches (`BATCH_REFUSED`).",
+    )
     max_header_bytes: int = option(
         16384,
         parse.positive_int,
