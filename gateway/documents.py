@@ -6,7 +6,11 @@ One Strawberry extension (`CheckedDocuments`) takes over the steps before execut
    to read), and documents nested past the interpreter's stack refused (`GRAPHQL_PARSE_FAILED`);
 2. the gateway's own limits (`gateway.limits.DocumentLimits`), in time linear in the document;
 3. only if those pass, graphql-core's validation rules, which are not all linear: the
-   overlapping-fields rule is quadratic in the copies of one response key, which step 2 bounds.
+   overlapping-fields rule is quadratic in the copies of one response key, which step 2 bounds;
+   with introspection switched off, introspection fields are refused here too.
+
+Steps 2 and 3 are `DocumentChecks`, which also checks trusted documents at start: those are
+pinned in the map and never leave it.
 
 The document and its errors are kept, by query text, in a least-recently-used map bounded in
 entries and in bytes of query text (`_CACHE_ENTRIES`, `_CACHE_TEXT_BYTES`), so a repeated query
@@ -21,7 +25,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError, GraphQLSchema, GraphQLSyntaxError, Source, TokenKind
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    NoSchemaIntrospectionCustomRule,
+    Source,
+    TokenKind,
+    specified_rules,
+)
 from graphql.language.parser import Parser
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
@@ -48,16 +62,21 @@ class DocumentCache:
         self._max_entries = max_entries
         self._max_bytes = max_bytes
         self._bytes = 0
+        self._pinned: dict[str, CheckedDocument] = {}
         self.hits = 0
         """Lookups answered from the map (tests read it)."""
 
     def get(self, query: str) -> CheckedDocument | None:
         """The checked document of `query`, if kept."""
-        entry = self._entries.get(query)
+        entry = self._pinned.get(query) or self._entries.get(query)
         if entry is not None:
             self._entries.move_to_end(query)
             self.hits += 1
         return entry
+
+    def pin(self, query: str, entry: CheckedDocument) -> None:
+        """Keep `entry` for `query` for good (a trusted document, known at start)."""
+        self._pinned[query] = entry
 
     def put(self, query: str, entry: CheckedDocument) -> None:
         """Keep `entry` for `query`; older entries leave to stay within both bounds."""
@@ -111,6 +130,33 @@ def parse_limited(query: str, max_tokens: int) -> DocumentNode:
         raise GraphQLSyntaxError(source, 0, "Document is nested too deeply.") from None
 
 
+@dataclass(frozen=True, slots=True)
+class DocumentChecks:
+    """Everything a parsed document must pass before it runs, in order: the request limits,
+    then validation (graphql-core's rules, and no introspection when it is switched off)."""
+
+    limits: DocumentLimits
+    max_tokens: int
+    introspection: bool = True
+
+    @property
+    def rules(self) -> tuple[type[ASTValidationRule], ...]:
+        """The validation rules every document is held to."""
+        if self.introspection:
+            return tuple(specified_rules)
+        return (*specified_rules, NoSchemaIntrospectionCustomRule)
+
+    def errors(self, schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLError]:
+        """What keeps `document` from running (nothing: it may)."""
+        return self.limits.check(document) or _validate(schema, document, self.rules)
+
+    def check(self, schema: GraphQLSchema, query: str) -> CheckedDocument:
+        """`query` parsed and checked as a request's would be; a `GraphQLSyntaxError` if it
+        does not parse."""
+        document = parse_limited(query, self.max_tokens)
+        return CheckedDocument(document, self.errors(schema, document))
+
+
 def _validate(schema: GraphQLSchema, document: DocumentNode, rules: Any) -> list[GraphQLError]:
     """graphql-core's validation, its errors coded; a document too deep for its recursive
     rules is refused."""
@@ -128,11 +174,10 @@ def _validate(schema: GraphQLSchema, document: DocumentNode, rules: Any) -> list
 class CheckedDocuments(SchemaExtension):
     """Parse with a token limit, check the request limits, validate: each document once."""
 
-    def __init__(self, cache: DocumentCache, limits: DocumentLimits, max_tokens: int) -> None:
+    def __init__(self, cache: DocumentCache, checks: DocumentChecks) -> None:
         super().__init__()
         self._cache = cache
-        self._limits = limits
-        self._max_tokens = max_tokens
+        self._checks = checks
         self._checked: CheckedDocument | None = None
 
     def on_parse(self) -> Iterator[None]:
@@ -144,7 +189,7 @@ class CheckedDocuments(SchemaExtension):
             else:
                 # Parsed here, so Strawberry skips its own parse; a syntax error raised here
                 # becomes the request's error as if Strawberry had raised it.
-                context.graphql_document = parse_limited(context.query, self._max_tokens)
+                context.graphql_document = parse_limited(context.query, self._checks.max_tokens)
         yield
 
     def on_validate(self) -> Iterator[None]:
@@ -153,9 +198,7 @@ class CheckedDocuments(SchemaExtension):
         if checked is None:
             document = context.graphql_document
             assert document is not None
-            errors = self._limits.check(document) or _validate(
-                context.schema._schema, document, context.validation_rules
-            )
+            errors = self._checks.errors(context.schema._schema, document)
             checked = CheckedDocument(document, errors)
             if context.query is not None:
                 self._cache.put(context.query, checked)

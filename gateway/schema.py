@@ -7,12 +7,11 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import DisableIntrospection
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 
 from gateway import tracing
-from gateway.documents import CheckedDocuments, DocumentCache
+from gateway.documents import CheckedDocuments, DocumentCache, DocumentChecks
 from gateway.error_contract import coded_error
 from gateway.limits import CallEstimate, DocumentLimits
 from gateway.pagination import Fetching
@@ -99,6 +98,8 @@ class GatewaySchema(strawberry.Schema):
 
     documents: DocumentCache | None = None
     """The checked documents kept by query text (None without settings: SDL export only)."""
+    checks: DocumentChecks | None = None
+    """What every document must pass before it runs (None without settings)."""
 
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         result = await super().execute(*args, **kwargs)
@@ -137,9 +138,8 @@ def build_schema(settings: Settings | None = None) -> GatewaySchema:
             estimate=estimate,
         )
         documents = DocumentCache()
-        extensions.append(partial(CheckedDocuments, documents, limits, settings.max_tokens))
-        if not settings.introspection:
-            extensions.append(DisableIntrospection)
+        checks = DocumentChecks(limits, settings.max_tokens, settings.introspection)
+        extensions.append(partial(CheckedDocuments, documents, checks))
         if settings.tracing:
             extensions.append(tracing.schema_extension())
     schema = GatewaySchema(
@@ -150,6 +150,7 @@ def build_schema(settings: Settings | None = None) -> GatewaySchema:
     )
     if settings is not None:
         schema.documents = documents
+        schema.checks = checks
     return schema
 
 
