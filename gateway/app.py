@@ -13,6 +13,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,9 +41,10 @@ from gateway.metrics import Metrics
 from gateway.persisted_queries import new_persisted_queries
 from gateway.redaction import install_log_redaction
 from gateway.response_cache import ResponseCache
-from gateway.schema import build_schema
+from gateway.schema import GatewaySchema, build_schema
 from gateway.serving import prepare_serving_process
-from gateway.settings import Settings
+from gateway.settings import Settings, SettingsError
+from gateway.trusted_documents import ManifestError, TrustedDocuments, load_trusted_documents
 from gateway.upstream import CircuitBreaker, UpstreamClient, UpstreamTransport
 
 _HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
@@ -169,8 +171,15 @@ def create_app(
     )
     responses = ResponseCache(memory) if settings.cache_ttl > 0 else None
     credentials = CredentialDigests(credential_secret(settings))
+    schema = build_schema(settings)
     endpoint = GraphQLEndpoint(
-        build_schema(settings), settings, graphiql_html, metrics, credentials, responses
+        schema,
+        settings,
+        graphiql_html,
+        metrics,
+        credentials,
+        responses,
+        trusted_documents_of(settings, schema),
     )
     # No methods: the endpoint answers every method itself (405 with Allow, in JSON).
     routes: list[BaseRoute] = [
@@ -193,6 +202,24 @@ def create_app(
     app.state.memory = memory
     app.state.lifecycle = lifecycle
     return app
+
+
+def trusted_documents_of(
+    settings: Settings, schema: GatewaySchema | None = None
+) -> TrustedDocuments | None:
+    """The trusted documents `settings` name, checked against the schema and pinned in its
+    document map; None when unset. `SettingsError` names a bad manifest or document."""
+    if not settings.trusted_documents:
+        return None
+    schema = schema or build_schema(settings)
+    assert schema.documents is not None
+    assert schema.checks is not None
+    try:
+        return load_trusted_documents(
+            Path(settings.trusted_documents), schema._schema, schema.documents, schema.checks
+        )
+    except ManifestError as error:
+        raise SettingsError(f"GATEWAY_TRUSTED_DOCUMENTS: {error}") from None
 
 
 def create_app_from_environment() -> GatewayApp:

@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 
 from gateway import __version__
-from gateway.app import create_app
+from gateway.app import create_app, trusted_documents_of
 from gateway.background import BackgroundServer
 from gateway.graphiql import BUNDLED_ASSETS_DIR, fetch_assets
 from gateway.logs import configure_logging
@@ -84,6 +84,7 @@ def _serve(settings: Settings, environ: Mapping[str, str]) -> None:
         prepare_serving_process()
         uvicorn.run(app, **options)
         return
+    trusted_documents_of(settings)  # a bad manifest stops `serve` here, not in each worker
     # Workers are fresh processes that build the app from the environment: hand them the
     # settings as GATEWAY_* variables, and a directory for prometheus-client's multiprocess mode.
     os.environ.update(settings_environment(settings, environ))

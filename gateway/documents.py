@@ -68,10 +68,13 @@ class DocumentCache:
 
     def get(self, query: str) -> CheckedDocument | None:
         """The checked document of `query`, if kept."""
-        entry = self._pinned.get(query) or self._entries.get(query)
-        if entry is not None:
+        entry = self._pinned.get(query)
+        if entry is None:
+            entry = self._entries.get(query)
+            if entry is None:
+                return None
             self._entries.move_to_end(query)
-            self.hits += 1
+        self.hits += 1
         return entry
 
     def pin(self, query: str, entry: CheckedDocument) -> None:

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Final, TypedDict
+from typing import Final, TypedDict
 
 from graphql import GraphQLError
 from starlette.requests import ClientDisconnect, Request
@@ -34,17 +34,18 @@ from gateway.context import RequestContext, is_bearer
 from gateway.error_contract import INTERNAL_ERROR_MESSAGE
 from gateway.errors import INTERNAL_SERVER_ERROR
 from gateway.graphql_request import (
-    GRAPHQL_RESPONSE_JSON,
     NO_STORE,
     GraphQLParams,
     RequestRejectedError,
     error_body,
     header_map,
+    is_request_error,
     json_response,
     negotiate,
     operation_name_in,
     params_of,
     read_params,
+    result_response,
     wants_html,
 )
 from gateway.logs import (
@@ -60,6 +61,11 @@ from gateway.redaction import redacting
 from gateway.response_cache import ResponseCache
 from gateway.schema import GatewaySchema
 from gateway.settings import Settings
+from gateway.trusted_documents import (
+    PERSISTED_DOCUMENT_NOT_FOUND,
+    TrustedDocumentError,
+    TrustedDocuments,
+)
 from gateway.upstream import UpstreamClient
 
 logger = logging.getLogger(__name__)
@@ -77,26 +83,6 @@ def registers(caller: Caller | None, result: ExecutionResult) -> bool:
     return all(
         (error.extensions or {}).get("code") != "UNAUTHENTICATED" for error in result.errors or []
     )
-
-
-def is_request_error(result: ExecutionResult) -> bool:
-    """Whether execution never started: errors, no data, and none of them at a field's path."""
-    errors = result.errors or []
-    return result.data is None and bool(errors) and all(error.path is None for error in errors)
-
-
-def result_response(result: ExecutionResult, media_type: str) -> Response:
-    """The HTTP response for an execution result, per the spec's status-code rules."""
-    request_error = is_request_error(result)
-    body: dict[str, Any] = {}
-    if not request_error:
-        body["data"] = result.data
-    if result.errors:
-        body["errors"] = [error.formatted for error in result.errors]
-    if result.extensions:
-        body["extensions"] = result.extensions
-    status = 400 if request_error and media_type == GRAPHQL_RESPONSE_JSON else 200
-    return json_response(body, status, media_type)
 
 
 class AppState(TypedDict):
@@ -118,6 +104,7 @@ class GraphQLEndpoint:
         metrics: Metrics,
         credentials: CredentialDigests,
         responses: ResponseCache | None = None,
+        trusted: TrustedDocuments | None = None,
     ) -> None:
         self._schema = schema
         self._settings = settings
@@ -125,6 +112,7 @@ class GraphQLEndpoint:
         self._metrics = metrics
         self._credentials = credentials
         self._responses = responses
+        self._trusted = trusted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -221,13 +209,18 @@ class GraphQLEndpoint:
         """Answer one GraphQL operation; also say how it went (the outcome)."""
         record.operation = params.operation_name or operation_name_in(params.query)
         media_type = exchange.media_type
-        persisted = exchange.state["persisted_queries"]
+        # With trusted documents, the manifest is the whole list: nothing is registered.
+        persisted = None if self._trusted is not None else exchange.state["persisted_queries"]
         try:
-            query, remember = await _query_of(persisted, params, record)
+            query, remember = await _query_of(self._trusted, persisted, params, record)
         except PersistedQueryError as error:
             record.error_codes.append(error.code)
             body = error_body(error.message, error.code)
             return json_response(body, error.status, media_type), "rejected"
+        except TrustedDocumentError as error:
+            record.error_codes.append(error.code)
+            failure = GraphQLError(error.message, extensions={"code": error.code})
+            return result_response(ExecutionResult(None, [failure]), media_type), "rejected"
         authorization = exchange.authorization
         # The digest of any header keys the response cache: only a bearer token's responses
         # are ever kept, so another header's lookup simply misses.
@@ -364,9 +357,21 @@ def _rejection(rejected: RequestRejectedError, record: RequestRecord) -> tuple[R
 
 
 async def _query_of(
-    persisted: PersistedQueries | None, params: GraphQLParams, record: RequestRecord
+    trusted: TrustedDocuments | None,
+    persisted: PersistedQueries | None,
+    params: GraphQLParams,
+    record: RequestRecord,
 ) -> tuple[str | None, str | None]:
     """The query to run, and the persisted-query hash to register it under (if any)."""
+    if trusted is not None:
+        query = trusted.query_for(params)
+        record.operation = record.operation or operation_name_in(query)
+        return query, None
+    if params.document_id is not None:
+        raise TrustedDocumentError(
+            "This gateway keeps no trusted documents: send the query itself",
+            PERSISTED_DOCUMENT_NOT_FOUND,
+        )
     if persisted is None:
         return params.query, None
     digest = persisted_hash(params.extensions)

@@ -9,7 +9,8 @@
   are refused (`RequestRejectedError`) with a 4xx, the JSON error shape and a code
   (`BAD_REQUEST`, ...).
 - The response is `application/graphql-response+json` when the client accepts it (preferred),
-  else `application/json` (`negotiate`).
+  else `application/json` (`negotiate`); a request error is HTTP 400 with the former, 200 with
+  the latter (`result_response`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Scope
+from strawberry.types import ExecutionResult
 
 JSON: Final = "application/json"
 GRAPHQL_RESPONSE_JSON: Final = "application/graphql-response+json"
@@ -44,12 +46,14 @@ class RequestRejectedError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class GraphQLParams:
-    """The four parameters of a GraphQL-over-HTTP request."""
+    """The parameters of a GraphQL-over-HTTP request."""
 
     query: str | None
     variables: dict[str, Any] | None
     operation_name: str | None
     extensions: dict[str, Any] | None
+    document_id: str | None = None
+    """A trusted document's id, `sha256:<hex>` (the persisted-documents proposal)."""
 
 
 def json_response(body: object, status: int, media_type: str = JSON) -> Response:
@@ -65,6 +69,26 @@ def json_response(body: object, status: int, media_type: str = JSON) -> Response
 def error_body(message: str, code: str) -> dict[str, Any]:
     """The GraphQL-shaped body of a request error: no `data`, one coded error."""
     return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """Whether execution never started: errors, no data, and none of them at a field's path."""
+    errors = result.errors or []
+    return result.data is None and bool(errors) and all(error.path is None for error in errors)
+
+
+def result_response(result: ExecutionResult, media_type: str) -> Response:
+    """The HTTP response for an execution result, per the spec's status-code rules."""
+    request_error = is_request_error(result)
+    body: dict[str, Any] = {}
+    if not request_error:
+        body["data"] = result.data
+    if result.errors:
+        body["errors"] = [error.formatted for error in result.errors]
+    if result.extensions:
+        body["extensions"] = result.extensions
+    status = 400 if request_error and media_type == GRAPHQL_RESPONSE_JSON else 200
+    return json_response(body, status, media_type)
 
 
 @functools.lru_cache(maxsize=256)
@@ -141,7 +165,10 @@ def params_of(body: object) -> GraphQLParams:
         raise RequestRejectedError(400, "`operationName` must be a string")
     if extensions is not None and not isinstance(extensions, dict):
         raise RequestRejectedError(400, "`extensions` must be a JSON object")
-    return GraphQLParams(query, variables, operation_name, extensions)
+    document_id = body.get("documentId")
+    if document_id is not None and not isinstance(document_id, str):
+        raise RequestRejectedError(400, "`documentId` must be a string")
+    return GraphQLParams(query, variables, operation_name, extensions, document_id)
 
 
 async def read_params(
@@ -157,6 +184,7 @@ async def read_params(
                 "variables": _decode_json_parameter(query_params.get("variables"), "variables"),
                 "operationName": query_params.get("operationName") or None,
                 "extensions": _decode_json_parameter(query_params.get("extensions"), "extensions"),
+                "documentId": query_params.get("documentId") or None,
             }
         )
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()

@@ -210,6 +210,13 @@ class Settings:
         parse.header_names,
         "Comma-separated request headers browsers may send cross-origin (with the origins above).",
     )
+    trusted_documents: str = option(
+        "",
+        parse.text,
+        'Path of a trusted-documents manifest (`{"<sha256>": "<document>"}`, as '
+        "graphql-codegen's client preset or Relay write it): only those operations run, named "
+        "by `documentId` or APQ hash. Checked at start; unset runs any query.",
+    )
     apq_ttl: float = option(
         86400.0,
         parse.non_negative_float,

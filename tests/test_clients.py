@@ -1,16 +1,20 @@
-"""Real JavaScript clients (Apollo Client 4) against a real gateway over TCP: what a frontend
-sees of partial results and batching."""
+"""Real JavaScript tools against a real gateway over TCP: what a frontend built with Apollo
+Client 4 and graphql-codegen sees of partial results, batching and trusted documents."""
 
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.background import BackgroundServer
-from tests.conftest import run_node
+from tests.conftest import NODE_DIR, run_node, served_gateway
+
+REPOSITORY = Path(__file__).parent.parent
 
 pytestmark = pytest.mark.e2e
 
@@ -56,3 +60,68 @@ def test_batch_http_link_sends_one_request_and_gets_each_answer(
     assert first_answer["errors"] == mine_answer["errors"] == []
     assert broken_answer["data"] == {"job": None}
     assert [error["extensions"]["code"] for error in broken_answer["errors"]] == ["BAD_USER_INPUT"]
+
+
+def run_codegen(out: Path) -> Path:
+    """graphql-codegen's client preset over tests/node/operations, as a frontend's build runs
+    it: persisted documents hashed with SHA-256, types for an error-handling client."""
+    config = {
+        "schema": str(REPOSITORY / "schema.graphql"),
+        "documents": [str(NODE_DIR / "operations" / "*.graphql")],
+        "generates": {
+            f"{out}/": {
+                "preset": "client",
+                "presetConfig": {
+                    "persistedDocuments": {"hashAlgorithm": "sha256"},
+                    "fragmentMasking": False,
+                },
+                "config": {"nullability": {"errorHandlingClient": True}},
+            }
+        },
+    }
+    config_file = out.parent / "codegen.json"
+    config_file.write_text(json.dumps(config))
+    finished = subprocess.run(
+        [str(NODE_DIR / "node_modules" / ".bin" / "graphql-codegen"), "--config", str(config_file)],
+        cwd=NODE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    return out
+
+
+@pytest.fixture
+def generated(node_clients: Path, tmp_path: Path) -> Path:
+    return run_codegen(tmp_path / "gql")
+
+
+def test_a_codegen_built_frontend_runs_on_trusted_documents_alone(
+    generated: Path, sample_server: BackgroundServer
+) -> None:
+    """With codegen's persisted-documents.json as GATEWAY_TRUSTED_DOCUMENTS, Apollo Client's
+    PersistedQueryLink with codegen's hashes gets its data sending hashes only, and a
+    hand-written query is refused with PERSISTED_DOCUMENT_REQUIRED."""
+    manifest = generated / "persisted-documents.json"
+    with served_gateway(sample_server.url, trusted_documents=manifest) as gateway:
+        got = run_node("codegen.mjs", str(generated), f"{gateway.url}/graphql", "demo-token")
+    assert set(got["hashes"]) == {"Overview", "JobDetail"}
+    assert set(got["hashes"].values()) == set(json.loads(manifest.read_text()))
+    assert len(got["overview"]["jobs"]["nodes"]) == 20
+    assert got["detail"]["node"]["id"] == got["overview"]["jobs"]["nodes"][0]["id"]
+    assert all("query" not in body for body in got["sent"][:2])
+    assert got["handWritten"]["data"] is None
+    assert [error["extensions"]["code"] for error in got["handWritten"]["errors"]] == [
+        "PERSISTED_DOCUMENT_REQUIRED"
+    ]
+
+
+def test_codegen_types_fields_that_fail_only_with_an_error_as_non_null(generated: Path) -> None:
+    """@semanticNonNull reaches generated types: with `errorHandlingClient`, codegen types
+    `jobs`, `myJobs` and `totalCount` non-null although the schema makes them nullable."""
+    types = (generated / "graphql.ts").read_text()
+    (overview,) = re.findall(r"^export type OverviewQuery = (.*);$", types, re.MULTILINE)
+    assert "jobs: { __typename?: 'JobConnection', totalCount: number," in overview
+    assert "mine: { __typename?: 'JobConnection'" in overview
