@@ -44,6 +44,21 @@ def test_a_field_the_token_may_not_read_leaves_the_others_data(
     ]
 
 
+def test_urql_gets_partial_data_over_get(
+    node_clients: Path, gateway_server: BackgroundServer
+) -> None:
+    """urql (its default GET for queries) gets `mine` beside `jobs`' FORBIDDEN too, as
+    `result.data` and `result.error.graphQLErrors`."""
+    got = run_node("urql.mjs", f"{gateway_server.url}/graphql", "demo-token-read-only", OVERVIEW)
+    assert got["methods"] == ["GET"]
+    assert got["networkError"] is None
+    assert got["data"]["jobs"] is None
+    assert len(got["data"]["mine"]["nodes"]) == 5
+    assert [(error["path"], error["extensions"]["code"]) for error in got["errors"]] == [
+        (["jobs"], "FORBIDDEN")
+    ]
+
+
 def test_batch_http_link_sends_one_request_and_gets_each_answer(
     node_clients: Path, gateway_server: BackgroundServer
 ) -> None:
