@@ -30,6 +30,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from gateway.caller import Caller, CredentialDigests, UpstreamBudget
+from gateway.compression import choose_encoding, encoded
 from gateway.context import RequestContext, is_bearer
 from gateway.error_contract import INTERNAL_ERROR_MESSAGE
 from gateway.errors import INTERNAL_SERVER_ERROR
@@ -56,20 +57,17 @@ from gateway.logs import (
     request_id_from,
 )
 from gateway.metrics import Metrics
-from gateway.persisted_queries import PersistedQueries, PersistedQueryError, persisted_hash
+from gateway.persisted_queries import PersistedQueries, PersistedQueryError
 from gateway.redaction import redacting
 from gateway.response_cache import ResponseCache
 from gateway.schema import GatewaySchema
 from gateway.settings import Settings
-from gateway.trusted_documents import (
-    PERSISTED_DOCUMENT_NOT_FOUND,
-    TrustedDocumentError,
-    TrustedDocuments,
-)
+from gateway.trusted_documents import TrustedDocumentError, TrustedDocuments, query_to_run
 from gateway.upstream import UpstreamClient
 
 logger = logging.getLogger(__name__)
 
+_VARY_ACCEPT_ENCODING: Final = (b"vary", b"Accept-Encoding")
 QUERIES_ONLY: Final = frozenset({OperationType.QUERY})
 ALL_OPERATIONS: Final = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
@@ -113,6 +111,7 @@ class GraphQLEndpoint:
         self._credentials = credentials
         self._responses = responses
         self._trusted = trusted
+        self._min_compressed = settings.compression_min_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -129,6 +128,8 @@ class GraphQLEndpoint:
             response = await self._answer(request, headers, request_id)
             # Appended, not set: no response has it yet, and setting scans the header list.
             response.raw_headers.append((REQUEST_ID_HEADER_BYTES, request_id.encode()))
+            if self._settings.compression:
+                response.raw_headers.append(_VARY_ACCEPT_ENCODING)
         await response(scope, receive, send)
 
     async def _answer(self, request: Request, headers: dict[str, str], request_id: str) -> Response:
@@ -150,6 +151,7 @@ class GraphQLEndpoint:
             return self._finish(record, response, "client_disconnect")
         except RequestRejectedError as rejected:
             return self._finish(record, *_rejection(rejected, record))
+        encoding = choose_encoding(headers.get("accept-encoding"), self._settings.compression)
         exchange = _Exchange(
             request.method,
             negotiate(headers.get("accept")),
@@ -157,8 +159,11 @@ class GraphQLEndpoint:
             headers.get("authorization"),
         )
         if isinstance(read, GraphQLParams):
-            return self._finish(record, *await self._operation(read, exchange, record))
-        return await self._batch(read, exchange, request_id)
+            exchange.encoding = encoding
+            response, outcome = await self._operation(read, exchange, record)
+            return self._finish(record, encoded(response, encoding, self._min_compressed), outcome)
+        batch = await self._batch(read, exchange, request_id)
+        return encoded(batch, encoding, self._min_compressed)
 
     async def _batch(self, items: list[object], exchange: _Exchange, request_id: str) -> Response:
         """A batch's answers, one JSON array in the order asked. The operations run
@@ -212,7 +217,8 @@ class GraphQLEndpoint:
         # With trusted documents, the manifest is the whole list: nothing is registered.
         persisted = None if self._trusted is not None else exchange.state["persisted_queries"]
         try:
-            query, remember = await _query_of(self._trusted, persisted, params, record)
+            query, remember = await query_to_run(self._trusted, persisted, params)
+            record.operation = record.operation or operation_name_in(query)
         except PersistedQueryError as error:
             record.error_codes.append(error.code)
             body = error_body(error.message, error.code)
@@ -225,7 +231,7 @@ class GraphQLEndpoint:
         # The digest of any header keys the response cache: only a bearer token's responses
         # are ever kept, so another header's lookup simply misses.
         credential = None if authorization is None else self._credentials.digest(authorization)
-        cache_key = self._response_key(credential, query, params, media_type)
+        cache_key = self._response_key(credential, query, params, exchange)
         cached = self._cached(cache_key, record)
         if cached is not None:
             if remember is not None and query is not None and persisted is not None:
@@ -241,7 +247,7 @@ class GraphQLEndpoint:
         if remember is not None and query is not None and registers(caller, result):
             assert persisted is not None
             await persisted.remember(remember, query)
-        return self._respond(result, media_type, record, caller, cache_key)
+        return self._respond(result, exchange, record, caller, cache_key)
 
     def _caller(
         self,
@@ -261,12 +267,17 @@ class GraphQLEndpoint:
         return Caller(authorization, credential, deadline, budget, request_id=request_id)
 
     def _response_key(
-        self, credential: str | None, query: str | None, params: GraphQLParams, media_type: str
+        self, credential: str | None, query: str | None, params: GraphQLParams, exchange: _Exchange
     ) -> bytes | None:
         if self._responses is None or credential is None or query is None:
             return None
         return self._responses.key_for(
-            credential, query, params.variables, params.operation_name, media_type
+            credential,
+            query,
+            params.variables,
+            params.operation_name,
+            exchange.media_type,
+            exchange.encoding,
         )
 
     def _cached(self, key: bytes | None, record: RequestRecord) -> Response | None:
@@ -279,28 +290,39 @@ class GraphQLEndpoint:
             return None
         record.cache_hits += 1
         self._metrics.count_cache("response", "hit")
-        return Response(
+        response = Response(
             cached.body, headers={"cache-control": NO_STORE}, media_type=cached.media_type
         )
+        if cached.encoding is not None:
+            response.headers["content-encoding"] = cached.encoding
+        return response
 
     def _respond(
         self,
         result: ExecutionResult,
-        media_type: str,
+        exchange: _Exchange,
         record: RequestRecord,
         caller: Caller | None,
         cache_key: bytes | None,
     ) -> tuple[Response, str]:
-        """The response for `result`, kept while its data holds when it has no errors."""
+        """The response for `result`, kept (as it is sent) while its data holds when it has
+        no errors."""
         for failure in result.errors or []:
             code = (failure.extensions or {}).get("code", INTERNAL_SERVER_ERROR)
             record.error_codes.append(str(code))
-        response = result_response(result, media_type)
+        response = result_response(result, exchange.media_type)
         if result.errors:
             return response, "request_error" if is_request_error(result) else "field_error"
         expires_at = caller.ledger.data_expires_at if caller is not None else None
         if cache_key is not None and expires_at is not None and self._responses is not None:
-            self._responses.put(cache_key, bytes(response.body), media_type, expires_at)
+            response = encoded(response, exchange.encoding, self._min_compressed)
+            self._responses.put(
+                cache_key,
+                bytes(response.body),
+                exchange.media_type,
+                expires_at,
+                response.headers.get("content-encoding"),
+            )
             self._metrics.count_cache("response", "store")
         return response, "ok"
 
@@ -347,6 +369,9 @@ class _Exchange:
     authorization: str | None
     share: tuple[float, UpstreamBudget] | None = None
     """A batch's one deadline and upstream-call budget; None for a lone operation."""
+    encoding: str | None = None
+    """The content encoding a lone operation's answer is sent (and kept) in; a batch's answers
+    are kept plain and their array is encoded as a whole."""
 
 
 def _rejection(rejected: RequestRejectedError, record: RequestRecord) -> tuple[Response, str]:
@@ -354,29 +379,3 @@ def _rejection(rejected: RequestRejectedError, record: RequestRecord) -> tuple[R
     response.headers.update(rejected.headers)
     record.error_codes.append(rejected.code)
     return response, "rejected"
-
-
-async def _query_of(
-    trusted: TrustedDocuments | None,
-    persisted: PersistedQueries | None,
-    params: GraphQLParams,
-    record: RequestRecord,
-) -> tuple[str | None, str | None]:
-    """The query to run, and the persisted-query hash to register it under (if any)."""
-    if trusted is not None:
-        query = trusted.query_for(params)
-        record.operation = record.operation or operation_name_in(query)
-        return query, None
-    if params.document_id is not None:
-        raise TrustedDocumentError(
-            "This gateway keeps no trusted documents: send the query itself",
-            PERSISTED_DOCUMENT_NOT_FOUND,
-        )
-    if persisted is None:
-        return params.query, None
-    digest = persisted_hash(params.extensions)
-    if digest is None:
-        return params.query, None
-    query = await persisted.query_for(digest, params.query)
-    record.operation = record.operation or operation_name_in(query)
-    return query, digest if params.query is not None else None

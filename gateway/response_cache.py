@@ -32,6 +32,8 @@ class CachedResponse:
     body: bytes
     media_type: str
     expires_at: float
+    encoding: str | None = None
+    """The body's content encoding (None: not compressed)."""
 
 
 class ResponseCache:
@@ -47,11 +49,14 @@ class ResponseCache:
         variables: dict[str, Any] | None,
         operation_name: str | None,
         media_type: str,
+        encoding: str | None = None,
     ) -> bytes:
-        """The entry key of a request: the credential digest, then a hash of the rest."""
+        """The entry key of a request: the credential digest, then a hash of the rest (the
+        response's content encoding too: each is kept as it is sent)."""
         request = hashlib.blake2b(query.encode(), digest_size=32)
         request.update(b"\0" + orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
         request.update(b"\0" + (operation_name or "").encode() + b"\0" + media_type.encode())
+        request.update(b"\0" + (encoding or "").encode())
         return credential.encode() + request.digest()
 
     def get(self, key: bytes) -> CachedResponse | None:
@@ -64,12 +69,19 @@ class ResponseCache:
             return None
         return entry
 
-    def put(self, key: bytes, body: bytes, media_type: str, expires_at: float) -> None:
+    def put(
+        self,
+        key: bytes,
+        body: bytes,
+        media_type: str,
+        expires_at: float,
+        encoding: str | None = None,
+    ) -> None:
         """Keep a response until `expires_at` (ignored if that has passed)."""
         ttl = expires_at - time.time()
         if ttl <= 0:
             return
-        entry = CachedResponse(body, media_type, expires_at)
+        entry = CachedResponse(body, media_type, expires_at, encoding)
         # No ttl for the store: `get` checks `expires_at` itself, and the store evicts by use.
         self._store.put(key, entry, len(key) + len(body) + len(media_type), None)
 

@@ -14,6 +14,8 @@ from dataclasses import field
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.compression import ENCODINGS
+
 
 def positive_int(raw: str) -> int:
     value = int(raw)
@@ -129,3 +131,13 @@ def option(default: Any, parse: Callable[[str], Any], doc: str, *, secret: bool 
     if default is dataclasses.MISSING:
         return field(metadata=metadata, repr=not secret)
     return field(default=default, metadata=metadata, repr=not secret)
+
+
+def encodings(raw: str) -> tuple[str, ...]:
+    if raw.strip().lower() == "none":
+        return ()
+    names = tuple(name.strip().lower() for name in raw.split(",") if name.strip())
+    for name in names:
+        if name not in ENCODINGS:
+            raise ValueError(f"{name!r} is not one of {', '.join(ENCODINGS)}")
+    return names

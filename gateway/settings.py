@@ -156,6 +156,15 @@ class Settings:
         "Most operations in one batched POST (a JSON array, as Apollo Client's BatchHttpLink "
         "sends); they share one upstream-call budget. 0 refuses batches (`BATCH_REFUSED`).",
     )
+    compression: tuple[str, ...] = option(
+        parse.encodings("zstd,br,gzip"),
+        parse.encodings,
+        "Content encodings offered for GraphQL responses, in order of preference, to clients "
+        "whose Accept-Encoding allows them (`zstd`, `br`, `gzip`); `none` turns compression off.",
+    )
+    compression_min_bytes: int = option(
+        1024, parse.non_negative_int, "Smallest GraphQL response body that is compressed."
+    )
     max_header_bytes: int = option(
         16384,
         parse.positive_int,

@@ -40,7 +40,7 @@ from graphql import (
 
 from gateway.documents import DocumentCache, DocumentChecks, parse_limited
 from gateway.graphql_request import GraphQLParams, RequestRejectedError
-from gateway.persisted_queries import persisted_hash
+from gateway.persisted_queries import PersistedQueries, persisted_hash
 
 PERSISTED_DOCUMENT_REQUIRED: Final = "PERSISTED_DOCUMENT_REQUIRED"
 PERSISTED_DOCUMENT_NOT_FOUND: Final = "PERSISTED_DOCUMENT_NOT_FOUND"
@@ -194,3 +194,22 @@ def load_trusted_documents(
             raise ManifestError(f"{path}: document {digest} cannot run here: {reasons}")
         documents.pin(query, checked)
     return TrustedDocuments(manifest, checks.max_tokens, checks.introspection)
+
+
+async def query_to_run(
+    trusted: TrustedDocuments | None, persisted: PersistedQueries | None, params: GraphQLParams
+) -> tuple[str | None, str | None]:
+    """The query a request runs, and the APQ hash to register it under (if any): a trusted
+    document, else an automatic persisted query, else the query as sent."""
+    if trusted is not None:
+        return trusted.query_for(params), None
+    if params.document_id is not None:
+        raise TrustedDocumentError(
+            "This gateway keeps no trusted documents: send the query itself",
+            PERSISTED_DOCUMENT_NOT_FOUND,
+        )
+    digest = persisted_hash(params.extensions) if persisted is not None else None
+    if persisted is None or digest is None:
+        return params.query, None
+    query = await persisted.query_for(digest, params.query)
+    return query, digest if params.query is not None else None

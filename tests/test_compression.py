@@ -1,0 +1,113 @@
+"""Compressed responses: the encoding each client gets, bodies that decode to the same answer,
+small bodies left alone, and the response cache keeping each encoding as it is sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway import compression
+from gateway.compression import choose_encoding
+from gateway.sample_upstream import SampleUpstream
+
+from .conftest import DEMO_AUTH, asgi_client, in_process_gateway
+
+pytestmark = pytest.mark.anyio
+
+BIG = {"query": "{ jobs(first: 50) { nodes { jobId metadata { jobTitle status created } } } }"}
+SMALL = {"query": "{ jobs(first: 1) { nodes { jobId } } }"}
+OFFERED = ("zstd", "br", "gzip")
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "chosen"),
+    [
+        ("gzip, deflate, br, zstd", "zstd"),
+        ("gzip, deflate, br", "br"),
+        ("gzip, deflate", "gzip"),
+        ("br;q=0, gzip;q=0.5", "gzip"),
+        ("*", "zstd"),
+        ("*, zstd;q=0", "br"),
+        ("identity", None),
+        ("deflate", None),
+        ("", None),
+        ("gzip;q=nonsense", None),
+    ],
+)
+def test_the_first_offered_encoding_the_client_accepts_is_chosen(
+    accept_encoding: str, chosen: str | None
+) -> None:
+    """The gateway's order of preference wins among the encodings the client accepts
+    (q above 0, `*` for the unnamed); none accepted means no compression."""
+    assert choose_encoding(accept_encoding, OFFERED) == chosen
+
+
+async def post(app: Any, body: object, accept_encoding: str) -> httpx.Response:
+    async with asgi_client(app) as client:
+        return await client.post(
+            "/graphql", json=body, headers={**DEMO_AUTH, "accept-encoding": accept_encoding}
+        )
+
+
+@pytest.mark.parametrize("encoding", ["zstd", "br", "gzip"])
+async def test_each_encoding_decodes_to_the_same_answer(encoding: str) -> None:
+    """A large answer arrives in the encoding asked for, several times smaller, and decodes
+    (httpx decodes all three) to exactly the uncompressed answer; Vary says it depends."""
+    app = in_process_gateway(SampleUpstream().app(), cache_ttl=0)
+    plain = await post(app, BIG, "identity")
+    packed = await post(app, BIG, encoding)
+    assert "content-encoding" not in plain.headers
+    assert packed.headers["content-encoding"] == encoding
+    assert packed.headers["vary"] == "Accept-Encoding"
+    assert packed.json() == plain.json()
+    assert packed.num_bytes_downloaded * 3 < plain.num_bytes_downloaded
+
+
+async def test_small_answers_and_switched_off_compression_are_sent_as_they_are() -> None:
+    """Below GATEWAY_COMPRESSION_MIN_BYTES nothing is compressed; with
+    GATEWAY_COMPRESSION=none nothing is, and no Vary is sent."""
+    app = in_process_gateway(SampleUpstream().app())
+    small = await post(app, SMALL, "gzip")
+    off = await post(in_process_gateway(SampleUpstream().app(), compression="none"), BIG, "gzip")
+    assert "content-encoding" not in small.headers
+    assert small.headers["vary"] == "Accept-Encoding"
+    assert "content-encoding" not in off.headers
+    assert "vary" not in off.headers
+
+
+async def test_a_response_cache_hit_is_not_compressed_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The response cache keeps an answer as it was sent: a repeated query in the same
+    encoding costs no compression; another encoding is kept as its own entry."""
+    calls: list[str] = []
+    for name, compress in list(compression.COMPRESSORS.items()):
+
+        def counting(body: bytes, name: str = name, compress: Any = compress) -> bytes:
+            calls.append(name)
+            return compress(body)  # type: ignore[no-any-return]
+
+        monkeypatch.setitem(compression.COMPRESSORS, name, counting)
+    app = in_process_gateway(SampleUpstream().app())
+    answers = [await post(app, BIG, encoding) for encoding in ("gzip", "gzip", "br", "br", "gzip")]
+    assert calls == ["gzip", "br"]
+    assert [answer.headers["content-encoding"] for answer in answers] == [
+        "gzip",
+        "gzip",
+        "br",
+        "br",
+        "gzip",
+    ]
+    assert all(answer.json() == answers[0].json() for answer in answers)
+
+
+async def test_a_batch_is_compressed_as_a_whole() -> None:
+    """A batch's array is encoded once, and decodes to the answers in order."""
+    app = in_process_gateway(SampleUpstream().app())
+    response = await post(app, [BIG, SMALL], "gzip")
+    assert response.headers["content-encoding"] == "gzip"
+    big, small = response.json()
+    assert len(big["data"]["jobs"]["nodes"]) == 50
+    assert len(small["data"]["jobs"]["nodes"]) == 1
