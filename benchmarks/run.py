@@ -22,7 +22,8 @@ machine; the report adds REV's requests/s and the ratio.
 
 Scenarios: `miss` (cache off, `jobs(first: 20)` with 15 fields including
 `metadata.currentStep.singleStep`), `hit` (the same with the cache on), `wide` (`jobs(first:
-100)` selecting every field, cache on), `many-tokens` (200 tokens round-robin, cache on).
+100)` selecting every field, cache on), `many-tokens` (200 tokens round-robin, cache on);
+`hit gzip`, `miss br`, ... and `wide zstd`: the same with a client accepting that encoding.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ class Scenario:
     tokens: int = 1
     workers: int = 1
     redis: bool = False
+    accept_encoding: str | None = None
+    """The client's Accept-Encoding (none: wrk sends none, and gets plain JSON)."""
 
 
 @dataclass
@@ -150,9 +153,13 @@ def current_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def wrk_script(directory: Path, query: str | None, tokens: int) -> Path:
+def wrk_script(
+    directory: Path, query: str | None, tokens: int, accept_encoding: str | None = None
+) -> Path:
     """A wrk Lua script: POST the query (or GET) with `tokens` bearer tokens round-robin."""
-    script = directory / f"bench-{tokens}-{abs(hash(query))}.lua"
+    script = directory / f"bench-{tokens}-{abs(hash((query, accept_encoding)))}.lua"
+    encoding = "" if accept_encoding is None else f'["Accept-Encoding"] = "{accept_encoding}",'
+
     if query is None:
         script.write_text('wrk.method = "GET"\nwrk.headers["Authorization"] = "Bearer bench-0"\n')
         return script
@@ -168,6 +175,7 @@ request = function()
   local headers = {{
     ["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer bench-" .. (counter % {tokens}),
+    {encoding}
   }}
   return wrk.format(nil, nil, headers, nil)
 end
@@ -244,7 +252,7 @@ def run_scenario(
     if scenario.redis:
         environ["GATEWAY_CACHE_URL"] = f"redis://127.0.0.1:{redis_port}/0"
         environ["GATEWAY_CACHE_KEY_SECRET"] = secrets.token_hex(32)
-    script = wrk_script(directory, scenario.query, scenario.tokens)
+    script = wrk_script(directory, scenario.query, scenario.tokens, scenario.accept_encoding)
     with ExitStack() as gateways:
         urls, pids = [], []
         for root in roots:
@@ -299,6 +307,13 @@ def main() -> None:
         Scenario("hit", NARROW_QUERY, "60"),
         Scenario("wide", every_field_query(), "60"),
         Scenario("many-tokens", NARROW_QUERY, "60", tokens=200),
+        # Compression (issue 14): what each encoding costs a hit and a miss.
+        *(
+            Scenario(f"{name} {encoding}", NARROW_QUERY, ttl, accept_encoding=encoding)
+            for name, ttl in (("hit", "60"), ("miss", "0"))
+            for encoding in ("gzip", "br", "zstd")
+        ),
+        Scenario("wide zstd", every_field_query(), "60", accept_encoding="zstd"),
         # Multi-core: the many-tokens load over the Redis cache, one worker against two.
         Scenario("redis 1 worker", NARROW_QUERY, "60", tokens=200, workers=1, redis=True),
         Scenario("redis 2 workers", NARROW_QUERY, "60", tokens=200, workers=2, redis=True),
