@@ -13,24 +13,18 @@ COPY requirements.lock ./
 RUN pip install --no-cache-dir -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
+# The package carries GraphiQL's assets (gateway/graphiql_assets), so the image serves GraphiQL
+# with no network and no Node.
 RUN pip install --no-cache-dir --no-deps . && python -m gateway export-schema > /dev/null
-# GraphiQL's assets, from the npm registry, so the image serves them itself (closed networks).
-# Node is borrowed from the official image for this one step and stays in the build stage.
-COPY --from=node:20.19.5-bookworm-slim /usr/local/bin/node /usr/local/bin/node
-COPY --from=node:20.19.5-bookworm-slim /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/npm
-RUN ln -s /usr/local/lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
-    && python -m gateway fetch-graphiql --dir /opt/graphiql
 
 FROM python:3.11.7-slim-bookworm AS runtime
 RUN groupadd --system --gid 10001 gateway \
     && useradd --system --uid 10001 --gid gateway --no-create-home --shell /usr/sbin/nologin gateway
 COPY --from=build /opt/venv /opt/venv
-COPY --from=build /opt/graphiql /opt/graphiql
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     GATEWAY_HOST=0.0.0.0 \
-    GATEWAY_PORT=8000 \
-    GATEWAY_GRAPHIQL_ASSETS_DIR=/opt/graphiql
+    GATEWAY_PORT=8000
 # GATEWAY_UPSTREAM_URL has no default on purpose: `serve` refuses to start without it.
 USER 10001:10001
 EXPOSE 8000

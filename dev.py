@@ -55,7 +55,6 @@ def ensure_venv() -> None:
     pip = (PYTHON, "-m", "pip", "--disable-pip-version-check", "-q")
     run(*pip, *INSTALL_RUNTIME.split()[1:])
     run(*pip, "install", "-e", ".[dev]")
-    fetch_graphiql()
     STAMP.write_text(wanted)
 
 
@@ -96,14 +95,6 @@ def ensure_lowest_venv() -> Path:
     run(*pip, "install", "-c", pinned, "-e", ".[dev]")
     stamp.write_text(wanted.hexdigest())
     return python
-
-
-def fetch_graphiql() -> None:
-    """GraphiQL's assets from the npm registry, so the gateway serves them itself (offline)."""
-    if shutil.which("npm") is None:
-        say("npm not found: GraphiQL will load its assets from a CDN (the browser test needs npm)")
-        return
-    run(PYTHON, "-m", "gateway", "fetch-graphiql")
 
 
 # Programs the tests drive for real: (executable, Debian package, what needs it).

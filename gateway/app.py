@@ -24,14 +24,13 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import tracing
 from gateway.cache import credential_secret, new_page_cache
 from gateway.caller import CredentialDigests
 from gateway.cors import GatewayCORS
-from gateway.graphiql import ASSETS_PATH, asset_urls, assets_dir, graphiql_page
+from gateway.graphiql import ASSETS_PATH, GraphiQLAssets, assets_dir, favicon, graphiql_page
 from gateway.graphql_http import AppState, GraphQLEndpoint
 from gateway.graphql_request import error_body, json_response
 from gateway.health import Lifecycle, circuit_reporter, readiness, shutdown_watch
@@ -152,11 +151,15 @@ class GatewayApp(Starlette):
 
 
 def create_app(
-    settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    *,
+    upstream_transport: httpx.AsyncBaseTransport | None = None,
+    graphiql_headers: dict[str, str] | None = None,
 ) -> GatewayApp:
     """The gateway as an ASGI app, configured by `settings`.
 
-    `upstream_transport` replaces the network under the upstream client (tests only).
+    `upstream_transport` replaces the network under the upstream client (tests only);
+    `graphiql_headers` fills GraphiQL's headers editor (the demo's token: never under `serve`).
     """
     install_log_redaction()
     if settings.tracing:
@@ -166,9 +169,8 @@ def create_app(
     memory = MemoryStore(settings.cache_max_bytes)
     lifecycle = Lifecycle()
     local_assets = assets_dir(settings.graphiql_assets_dir) if settings.graphiql else None
-    graphiql_html = (
-        graphiql_page(asset_urls(local_assets is not None)) if settings.graphiql else None
-    )
+    assets = GraphiQLAssets(local_assets) if local_assets is not None else None
+    graphiql_html = graphiql_page(assets, headers=graphiql_headers) if settings.graphiql else None
     responses = ResponseCache(memory) if settings.cache_ttl > 0 else None
     credentials = CredentialDigests(credential_secret(settings))
     schema = build_schema(settings)
@@ -186,10 +188,10 @@ def create_app(
         Route(GRAPHQL_PATH, endpoint),
         *_operations_routes(metrics, lifecycle),
     ]
-    if local_assets is not None:
-        routes.append(
-            Mount(ASSETS_PATH, StaticFiles(directory=local_assets), name="graphiql-assets")
-        )
+    if assets is not None:
+        routes.append(Mount(ASSETS_PATH, assets, name="graphiql-assets"))
+    if settings.graphiql:
+        routes.append(Route("/favicon.ico", favicon, methods=["GET"]))
     cors = bool(settings.cors_origins)
     app = GatewayApp(
         GatewayCORS(endpoint, settings) if cors else endpoint,
@@ -225,7 +227,7 @@ def trusted_documents_of(
 def create_app_from_environment() -> GatewayApp:
     """The app as each `serve --workers N` worker builds it, from `GATEWAY_*` variables."""
     settings = Settings.from_env(os.environ)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     prepare_serving_process()
     return app

@@ -68,8 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve(settings: Settings, environ: Mapping[str, str]) -> None:
-    configure_logging(settings.log_level)
+def _serve(
+    settings: Settings,
+    environ: Mapping[str, str],
+    graphiql_headers: dict[str, str] | None = None,
+) -> None:
+    configure_logging(settings.log_level, settings.log_format)
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -80,7 +84,7 @@ def _serve(settings: Settings, environ: Mapping[str, str]) -> None:
         **uvicorn_options(settings),
     }
     if settings.workers == 1:
-        app = create_app(settings)
+        app = create_app(settings, graphiql_headers=graphiql_headers)
         prepare_serving_process()
         uvicorn.run(app, **options)
         return
@@ -111,9 +115,11 @@ def settings_environment(settings: Settings, environ: Mapping[str, str]) -> dict
 def _demo(port: str, upstream_port: int, environ: Mapping[str, str]) -> None:
     sample = SampleUpstream()
     with BackgroundServer(sample.app(), port=upstream_port) as upstream:
+        overrides = {"upstream_url": upstream.url, "host": "127.0.0.1", "port": port}
+        # Lines for people, unless the environment asks for JSON.
+        log_format = environ.get(ENV_PREFIX + "LOG_FORMAT") or "console"
         settings = Settings.from_env(
-            environ,
-            {"upstream_url": upstream.url, "host": "127.0.0.1", "port": port, "workers": "1"},
+            environ, {**overrides, "workers": "1", "log_format": log_format}
         )
         graphql_url = f"http://127.0.0.1:{settings.port}/graphql"
         body = '{"query": "' + DEMO_QUERY.replace('"', '\\"') + '"}'
@@ -130,8 +136,7 @@ def _demo(port: str, upstream_port: int, environ: Mapping[str, str]) -> None:
                     f"Demo token:      {DEMO_TOKEN}   (other teams: "
                     + ", ".join(token for token in sample.grants if token != DEMO_TOKEN)
                     + ")",
-                    "In GraphiQL, open Headers and paste: "
-                    f'{{"Authorization": "Bearer {DEMO_TOKEN}"}}',
+                    "GraphiQL opens with the demo token in its Headers pane: press Run.",
                     "Try it from a shell:",
                     f"  {curl}",
                     "Ctrl-C stops both.",
@@ -141,7 +146,7 @@ def _demo(port: str, upstream_port: int, environ: Mapping[str, str]) -> None:
             + "\n"
         )
         sys.stdout.flush()
-        _serve(settings, environ)
+        _serve(settings, environ, {"Authorization": f"Bearer {DEMO_TOKEN}"})
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

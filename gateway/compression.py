@@ -71,10 +71,16 @@ def encoded(response: Response, encoding: str | None, min_bytes: int) -> Respons
     """`response` with its body in `encoding`, when there is one, the body has at least
     `min_bytes`, and it is not encoded already (a kept response is kept encoded)."""
     body = response.body
-    if encoding is None or len(body) < min_bytes or "content-encoding" in response.headers:
+    if encoding is None or len(body) < min_bytes:
+        return response
+    raw = response.raw_headers
+    if any(name == b"content-encoding" for name, _ in raw):
         return response
     compressed = compress(bytes(body), encoding)
     response.body = compressed
-    response.headers["content-length"] = str(len(compressed))
-    response.headers["content-encoding"] = encoding
+    raw[:] = [(name, value) for name, value in raw if name != b"content-length"]
+    raw += [
+        (b"content-length", str(len(compressed)).encode()),
+        (b"content-encoding", encoding.encode()),
+    ]
     return response

@@ -116,11 +116,7 @@ class GraphQLEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         headers = header_map(scope)
-        if (
-            request.method == "GET"
-            and self._graphiql_html is not None
-            and wants_html(request, headers)
-        ):
+        if request.method == "GET" and self._graphiql_html is not None and wants_html(headers):
             await HTMLResponse(self._graphiql_html)(scope, receive, send)
             return
         request_id = request_id_from(headers.get(REQUEST_ID_HEADER))
@@ -290,12 +286,10 @@ class GraphQLEndpoint:
             return None
         record.cache_hits += 1
         self._metrics.count_cache("response", "hit")
-        response = Response(
-            cached.body, headers={"cache-control": NO_STORE}, media_type=cached.media_type
-        )
+        headers = {"cache-control": NO_STORE}
         if cached.encoding is not None:
-            response.headers["content-encoding"] = cached.encoding
-        return response
+            headers["content-encoding"] = cached.encoding
+        return Response(cached.body, headers=headers, media_type=cached.media_type)
 
     def _respond(
         self,

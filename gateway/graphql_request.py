@@ -133,10 +133,10 @@ def header_map(scope: Scope) -> dict[str, str]:
     return headers
 
 
-def wants_html(request: Request, headers: dict[str, str]) -> bool:
-    """Whether a GET comes from a browser navigating to the endpoint (not a GraphQL client)."""
-    accept = headers.get("accept", "")
-    return "text/html" in accept and "query" not in request.query_params
+def wants_html(headers: dict[str, str]) -> bool:
+    """Whether a GET comes from a browser navigating to the endpoint, a shared
+    `/graphql?query=...` link too: GraphQL clients never ask for HTML."""
+    return "text/html" in headers.get("accept", "")
 
 
 def _decode_json_parameter(raw: str | None, name: str) -> dict[str, Any] | None:

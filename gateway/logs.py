@@ -122,10 +122,29 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
-def configure_logging(level: str) -> None:
-    """JSON lines on stderr at `level` for the gateway and the servers it runs on."""
+class ConsoleFormatter(logging.Formatter):
+    """One line for people (`GATEWAY_LOG_FORMAT=console`, the demo's): local time, level,
+    message, then the request summary's fields as `name=value`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = time.strftime("%H:%M:%S", time.localtime(record.created))
+        line = f"{when} {record.levelname:<7} {record.getMessage()}"
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            shown = {key: value for key, value in fields.items() if key != "event" and value}
+            line += "  " + " ".join(f"{key}={value}" for key, value in shown.items())
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        return line
+
+
+def configure_logging(level: str, log_format: str = "json") -> None:
+    """Log lines on stderr at `level` for the gateway and the servers it runs on: JSON, or
+    `console` lines for people."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(ConsoleFormatter() if log_format == "console" else JsonFormatter())
     # No caller lookup (a stack walk per record), thread or process names per record: the
     # logging HOWTO's optimisations; JSON lines name their logger instead.
     logging._srcfile = None

@@ -141,3 +141,10 @@ def encodings(raw: str) -> tuple[str, ...]:
         if name not in ENCODINGS:
             raise ValueError(f"{name!r} is not one of {', '.join(ENCODINGS)}")
     return names
+
+
+def log_format(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("json", "console"):
+        raise ValueError("must be json or console")
+    return value

@@ -202,8 +202,8 @@ class Settings:
     graphiql_assets_dir: str = option(
         "",
         parse.text,
-        "Directory of GraphiQL's JS/CSS, served at `/graphiql/assets/`; unset: the copy "
-        "`python -m gateway fetch-graphiql` installed in the package, else a CDN.",
+        "Directory of GraphiQL's JS/CSS (as `python -m gateway fetch-graphiql` writes it), "
+        "served at `/graphiql/assets/`; unset: the copy shipped in the package.",
     )
     cors_origins: tuple[str, ...] = option(
         (),
@@ -245,6 +245,12 @@ class Settings:
         "Send OpenTelemetry traces (needs the `otel` extra; exporter set by `OTEL_*` variables).",
     )
     log_level: str = option("INFO", parse.log_level, "Log level: debug, info, warning, error.")
+    log_format: str = option(
+        "json",
+        parse.log_format,
+        "`json` (one object per line, for collectors) or `console` (lines for people; the "
+        "demo's default).",
+    )
 
     @classmethod
     def from_env(

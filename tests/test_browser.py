@@ -1,8 +1,8 @@
 """A real browser: Debian's headless Chromium, driven by Playwright, no internet: GraphiQL,
 and a page on another origin calling the gateway (CORS).
 
-The gateway serves GraphiQL's assets itself (`python -m gateway fetch-graphiql`); the test
-blocks every request that does not go to the gateway, so a CDN dependency would fail it.
+The gateway serves GraphiQL's assets itself (they ship in the package); the tests block every
+request that does not go to the gateway, so a CDN dependency would fail them.
 The screenshot is kept in tests/artifacts/graphiql.png.
 """
 
@@ -11,17 +11,19 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
-from playwright.sync_api import Route, sync_playwright
+from playwright.sync_api import Page, Response, Route, sync_playwright
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route as Route_
 
+from gateway.app import create_app
 from gateway.background import BackgroundServer
-from gateway.graphiql import assets_dir
+from gateway.graphiql import ASSETS, assets_dir
 
-from .conftest import network_gateway
+from .conftest import make_settings, network_gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -41,31 +43,51 @@ CHROMIUM_FLAGS = [
 
 @pytest.fixture
 def browser_gateway(sample_server: BackgroundServer) -> Iterator[BackgroundServer]:
-    if assets_dir("") is None:
-        pytest.fail(
-            "GraphiQL assets are missing: run python -m gateway fetch-graphiql (dev.py does)"
-        )
+    assert assets_dir("") is not None, "GraphiQL's assets ship in gateway/graphiql_assets"
     with BackgroundServer(network_gateway(sample_server.url)) as server:
         yield server
 
 
-def test_graphiql_runs_a_jobs_query_in_chromium(browser_gateway: BackgroundServer) -> None:
-    """Open /graphql, put the token in GraphiQL's headers editor, run the query, see titles."""
-    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: python3 dev.py test installs it"
-    outside: list[str] = []
+class PageWatch:
+    """What a page asked for: requests blocked for leaving the gateway, answers that failed,
+    and the content encoding of each asset."""
 
-    def only_the_gateway(route: Route) -> None:
-        if route.request.url.startswith(browser_gateway.url):
+    def __init__(self, gateway: str) -> None:
+        self.gateway = gateway
+        self.outside: list[str] = []
+        self.failed: list[str] = []
+        self.encodings: dict[str, str | None] = {}
+
+    def attach(self, page: Page) -> Page:
+        page.route("**/*", self._only_the_gateway)
+        page.on("response", self._answered)
+        return page
+
+    def _only_the_gateway(self, route: Route) -> None:
+        if route.request.url.startswith(self.gateway):
             route.continue_()
         else:
-            outside.append(route.request.url)
+            self.outside.append(route.request.url)
             route.abort()
 
+    def _answered(self, response: Response) -> None:
+        if response.status >= 400:
+            self.failed.append(f"{response.status} {response.url}")
+        if "/graphiql/assets/" in response.url:
+            name = response.url.rsplit("/", 1)[1]
+            self.encodings[name] = response.headers.get("content-encoding")
+
+
+def test_graphiql_runs_a_jobs_query_in_chromium(browser_gateway: BackgroundServer) -> None:
+    """Open /graphql, put the token in GraphiQL's headers editor, run the query, see titles;
+    no request of the page fails (the favicon too), and every asset comes precompressed with
+    Brotli (Chromium asks for it over HTTPS and from loopback)."""
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: python3 dev.py test installs it"
+    watch = PageWatch(browser_gateway.url)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.route("**/*", only_the_gateway)
+            page = watch.attach(browser.new_page(viewport={"width": 1400, "height": 900}))
             page.goto(f"{browser_gateway.url}/graphql")
             page.wait_for_selector(".graphiql-execute-button", timeout=20_000)
             headers = page.locator(
@@ -84,7 +106,35 @@ def test_graphiql_runs_a_jobs_query_in_chromium(browser_gateway: BackgroundServe
             browser.close()
     assert '"jobTitle": "Safety Audit #1"' in text
     assert '"hasNextPage": true' in text
-    assert outside == []
+    assert watch.outside == []
+    assert watch.failed == []
+    assert watch.encodings == dict.fromkeys(ASSETS, "br")
+
+
+def test_the_demo_and_a_shared_link_need_no_typing(sample_server: BackgroundServer) -> None:
+    """The demo's GraphiQL (create_app with the demo token) runs a shared link's query,
+    `/graphql?query=...`, at one press of Run: the query is in the editor, the token in the
+    headers."""
+    app = create_app(
+        make_settings(sample_server.url), graphiql_headers={"Authorization": "Bearer demo-token"}
+    )
+    query = "{ jobs(first: 3) { totalCount nodes { metadata { jobTitle } } } }"
+    with BackgroundServer(app) as gateway, sync_playwright() as playwright:
+        watch = PageWatch(gateway.url)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = watch.attach(browser.new_page(viewport={"width": 1400, "height": 900}))
+            page.goto(f"{gateway.url}/graphql?{urlencode({'query': query})}")
+            page.wait_for_selector(".graphiql-execute-button", timeout=20_000)
+            page.click(".graphiql-execute-button")
+            response = page.locator(".graphiql-response")
+            response.locator("text=totalCount").wait_for(timeout=20_000)
+            text = response.inner_text()
+        finally:
+            browser.close()
+    assert '"totalCount": 237' in text
+    assert '"jobTitle": "Safety Audit #1"' in text
+    assert watch.failed == []
 
 
 FETCH_FROM_THE_PAGE = """async (gateway) => {

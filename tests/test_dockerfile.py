@@ -36,12 +36,13 @@ def test_the_base_images_are_pinned() -> None:
         assert re.match(r"node:\d+\.\d+\.\d+-\w+", image), image
 
 
-def test_the_image_serves_graphiql_without_a_cdn() -> None:
-    """The build fetches GraphiQL's assets with the gateway's own command; the image uses them."""
-    assert any(
-        "python -m gateway fetch-graphiql --dir /opt/graphiql" in run for run in instructions("RUN")
-    )
-    assert "GATEWAY_GRAPHIQL_ASSETS_DIR=/opt/graphiql" in final_stage()
+def test_the_image_serves_graphiql_from_the_package() -> None:
+    """The image installs the package, which carries GraphiQL's assets (the wheel test in
+    test_graphiql.py checks that): no Node step, no other assets directory."""
+    assert any("pip install --no-cache-dir --no-deps ." in run for run in instructions("RUN"))
+    assert "GRAPHIQL_ASSETS_DIR" not in DOCKERFILE
+    assert "--from=node" not in DOCKERFILE
+    assert "npm" not in DOCKERFILE
 
 
 def test_it_installs_exactly_what_ci_installs() -> None:
