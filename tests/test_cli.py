@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -68,9 +69,11 @@ def test_serve_names_a_malformed_flag() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_demo_serves_what_it_prints() -> None:
-    """`demo` starts both servers and prints a GraphiQL URL and token that work."""
+def test_demo_serves_what_it_prints(tmp_path: Path) -> None:
+    """`demo` starts both servers and prints a GraphiQL URL and token that work; its GraphiQL
+    holds the token in the headers editor, and it logs lines for people, not JSON."""
     port, upstream_port = free_port(), free_port()
+    log = (tmp_path / "stderr").open("w+")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -83,8 +86,9 @@ def test_demo_serves_what_it_prints() -> None:
             str(upstream_port),
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
         text=True,
+        env={key: value for key, value in os.environ.items() if not key.startswith("GATEWAY_")},
     )
     try:
         assert process.stdout is not None
@@ -108,9 +112,20 @@ def test_demo_serves_what_it_prints() -> None:
             except httpx.ConnectError:
                 time.sleep(0.1)
         assert response.json() == {"data": {"jobs": {"nodes": [{"team": "apiteam"}]}}}
+        page = httpx.get(url, headers={"accept": "text/html"}).text
+        assert f"Bearer {token}" in page
+        assert '"forceHeaders": true' in page
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=15) == 0
+    log.seek(0)
+    lines = log.read().splitlines()
+    (request_line,) = [line for line in lines if "graphql request" in line]
+    assert re.match(
+        r"\d\d:\d\d:\d\d INFO +graphql request  request_id=\w+ outcome=ok", request_line
+    )
+    assert "upstream_calls=1" in request_line
+    assert not any(line.startswith("{") for line in lines)
 
 
 def test_serving_processes_tune_the_garbage_collector() -> None:

@@ -41,6 +41,15 @@ def test_overrides_win_over_the_environment() -> None:
         ),
         ({"GATEWAY_UPSTREAM_URL": "http://a", "GATEWAY_PORT": "70000"}, "GATEWAY_PORT"),
         (
+            {"GATEWAY_UPSTREAM_URL": "http://a", "GATEWAY_COMPRESSION": "gzip,deflate"},
+            "GATEWAY_COMPRESSION='gzip,deflate' is invalid: 'deflate' is not one of zstd, br, gzip",
+        ),
+        (
+            {"GATEWAY_UPSTREAM_URL": "http://a", "GATEWAY_LOG_FORMAT": "xml"},
+            "GATEWAY_LOG_FORMAT='xml' is invalid: must be json or console",
+        ),
+        ({"GATEWAY_UPSTREAM_URL": "http://a", "GATEWAY_MAX_BATCH": "-1"}, "GATEWAY_MAX_BATCH"),
+        (
             {"GATEWAY_UPSTREAM_URL": "http://a", "GATEWAY_CORS_ALLOW_HEADERS": "X Tenant"},
             "GATEWAY_CORS_ALLOW_HEADERS='X Tenant' is invalid: 'X Tenant' is not a header name",
         ),
