@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/in_process.py              # miss and hit, 3 rounds each
     .venv/bin/python benchmarks/in_process.py --profile    # and the top of a cProfile of each
     .venv/bin/python benchmarks/in_process.py --wide       # run.py's `wide` query instead
+    .venv/bin/python benchmarks/in_process.py --accept-encoding gzip   # compressed answers
 
 The gateway app is called directly with 32 requests in flight (the `run.py` query), against the
 fixed upstream served by uvicorn over TCP on 127.0.0.1. With no HTTP server in the way, the
@@ -48,6 +49,7 @@ from gateway.settings import Settings  # noqa: E402
 
 IN_FLIGHT = 32
 BODY = orjson.dumps({"query": NARROW_QUERY})  # or the wide query, with --wide
+EXTRA_HEADERS: list[tuple[bytes, bytes]] = []  # Accept-Encoding, with --accept-encoding
 
 
 def request_scope(state: dict[str, Any]) -> dict[str, Any]:
@@ -66,6 +68,7 @@ def request_scope(state: dict[str, Any]) -> dict[str, Any]:
             (b"content-type", b"application/json"),
             (b"authorization", b"Bearer bench-0"),
             (b"content-length", str(len(BODY)).encode()),
+            *EXTRA_HEADERS,
         ],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
@@ -154,7 +157,10 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of each")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds (median)")
     parser.add_argument("--wide", action="store_true", help="100 jobs, every field")
+    parser.add_argument("--accept-encoding", help="the client's Accept-Encoding, e.g. gzip")
     args = parser.parse_args()
+    if args.accept_encoding:
+        EXTRA_HEADERS.append((b"accept-encoding", args.accept_encoding.encode()))
     if args.wide:
         global BODY
         BODY = orjson.dumps({"query": every_field_query()})
