@@ -20,6 +20,8 @@ import brotli
 import zstandard
 from starlette.responses import Response
 
+from gateway.accept_headers import accept_weights
+
 ENCODINGS: Final = ("zstd", "br", "gzip")
 """Every encoding the gateway can produce, in its order of preference."""
 
@@ -46,18 +48,7 @@ def choose_encoding(accept_encoding: str | None, offered: tuple[str, ...]) -> st
     the answer without an encoding)."""
     if not accept_encoding or not offered:
         return None
-    weights: dict[str, float] = {}
-    for item in accept_encoding.split(","):
-        name, *parameters = (part.strip() for part in item.split(";"))
-        weight = 1.0
-        for parameter in parameters:
-            key, _, value = parameter.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    weight = float(value)
-                except ValueError:
-                    weight = 0.0
-        weights[name.lower()] = weight
+    weights = accept_weights(accept_encoding)
     default = weights.get("*", 0.0)
     return next((name for name in offered if weights.get(name, default) > 0), None)
 

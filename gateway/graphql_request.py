@@ -26,6 +26,8 @@ from starlette.responses import Response
 from starlette.types import Scope
 from strawberry.types import ExecutionResult
 
+from gateway.accept_headers import accept_weights
+
 JSON: Final = "application/json"
 GRAPHQL_RESPONSE_JSON: Final = "application/graphql-response+json"
 NO_STORE: Final = "private, no-store"
@@ -97,18 +99,7 @@ def negotiate(accept: str | None) -> str:
     at least as much as application/json, else application/json (also for none or `*/*`)."""
     if not accept:
         return JSON
-    weights: dict[str, float] = {}
-    for item in accept.split(","):
-        media, *parameters = (part.strip() for part in item.split(";"))
-        weight = 1.0
-        for parameter in parameters:
-            name, _, value = parameter.partition("=")
-            if name.strip() == "q":
-                try:
-                    weight = float(value)
-                except ValueError:
-                    weight = 0.0
-        weights[media.lower()] = max(weight, weights.get(media.lower(), 0.0))
+    weights = accept_weights(accept)
     graphql_weight = weights.get(GRAPHQL_RESPONSE_JSON, 0.0)
     if graphql_weight > 0 and graphql_weight >= weights.get(JSON, 0.0):
         return GRAPHQL_RESPONSE_JSON

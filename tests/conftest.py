@@ -110,6 +110,12 @@ def in_process_gateway(upstream: ASGIApp | httpx.AsyncBaseTransport, **overrides
     return create_app(make_settings(**overrides), upstream_transport=transport)
 
 
+async def post(app: Any, body: object, **headers: str) -> httpx.Response:
+    """POST `body` as JSON to the app's /graphql with the demo token and `headers`."""
+    async with asgi_client(app) as client:
+        return await client.post("/graphql", json=body, headers={**DEMO_AUTH, **headers})
+
+
 async def graphql(
     client: httpx.AsyncClient,
     query: str,

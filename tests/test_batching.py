@@ -5,15 +5,13 @@ order, and refusals before anything runs."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import httpx
 import pytest
 
 from gateway.pagination import encode_cursor
 from gateway.sample_upstream import SampleUpstream
 
-from .conftest import DEMO_AUTH, asgi_client, in_process_gateway
+from .conftest import in_process_gateway, post
 
 pytestmark = pytest.mark.anyio
 
@@ -24,11 +22,6 @@ MINE = {"query": "query Mine { myJobs(first: 1) { nodes { jobId } } }"}
 @pytest.fixture
 def sample() -> SampleUpstream:
     return SampleUpstream(teams={"apiteam": 300})
-
-
-async def post(app: Any, body: object, **headers: str) -> httpx.Response:
-    async with asgi_client(app) as client:
-        return await client.post("/graphql", json=body, headers={**DEMO_AUTH, **headers})
 
 
 async def test_a_batch_is_answered_in_order_as_one_json_array(sample: SampleUpstream) -> None:

@@ -7,7 +7,6 @@ import gzip
 from typing import Any
 
 import brotli
-import httpx
 import pytest
 import zstandard
 
@@ -15,7 +14,7 @@ from gateway import compression
 from gateway.compression import choose_encoding
 from gateway.sample_upstream import SampleUpstream
 
-from .conftest import DEMO_AUTH, asgi_client, in_process_gateway
+from .conftest import DEMO_AUTH, asgi_client, in_process_gateway, post
 
 pytestmark = pytest.mark.anyio
 
@@ -47,13 +46,6 @@ def test_the_first_offered_encoding_the_client_accepts_is_chosen(
     assert choose_encoding(accept_encoding, OFFERED) == chosen
 
 
-async def post(app: Any, body: object, accept_encoding: str) -> httpx.Response:
-    async with asgi_client(app) as client:
-        return await client.post(
-            "/graphql", json=body, headers={**DEMO_AUTH, "accept-encoding": accept_encoding}
-        )
-
-
 DECODERS = {
     "zstd": lambda raw: zstandard.ZstdDecompressor().decompressobj().decompress(raw),
     "br": brotli.decompress,
@@ -67,7 +59,7 @@ async def test_each_encoding_decodes_to_the_same_answer(encoding: str) -> None:
     (with the encoding's own library, not the client's) to exactly the uncompressed answer;
     Vary says it depends."""
     app = in_process_gateway(SampleUpstream().app(), cache_ttl=0)
-    plain = await post(app, BIG, "identity")
+    plain = await post(app, BIG, **{"accept-encoding": "identity"})
     async with (
         asgi_client(app) as client,
         client.stream(
@@ -87,8 +79,9 @@ async def test_small_answers_and_switched_off_compression_are_sent_as_they_are()
     """Below GATEWAY_COMPRESSION_MIN_BYTES nothing is compressed; with
     GATEWAY_COMPRESSION=none nothing is, and no Vary is sent."""
     app = in_process_gateway(SampleUpstream().app())
-    small = await post(app, SMALL, "gzip")
-    off = await post(in_process_gateway(SampleUpstream().app(), compression="none"), BIG, "gzip")
+    small = await post(app, SMALL, **{"accept-encoding": "gzip"})
+    switched_off = in_process_gateway(SampleUpstream().app(), compression="none")
+    off = await post(switched_off, BIG, **{"accept-encoding": "gzip"})
     assert "content-encoding" not in small.headers
     assert small.headers["vary"] == "Accept-Encoding"
     assert "content-encoding" not in off.headers
@@ -109,7 +102,8 @@ async def test_a_response_cache_hit_is_not_compressed_again(
 
         monkeypatch.setitem(compression.COMPRESSORS, name, counting)
     app = in_process_gateway(SampleUpstream().app())
-    answers = [await post(app, BIG, encoding) for encoding in ("gzip", "gzip", "br", "br", "gzip")]
+    encodings = ("gzip", "gzip", "br", "br", "gzip")
+    answers = [await post(app, BIG, **{"accept-encoding": encoding}) for encoding in encodings]
     assert calls == ["gzip", "br"]
     assert [answer.headers["content-encoding"] for answer in answers] == [
         "gzip",
@@ -124,7 +118,7 @@ async def test_a_response_cache_hit_is_not_compressed_again(
 async def test_a_batch_is_compressed_as_a_whole() -> None:
     """A batch's array is encoded once, and decodes to the answers in order."""
     app = in_process_gateway(SampleUpstream().app())
-    response = await post(app, [BIG, SMALL], "gzip")
+    response = await post(app, [BIG, SMALL], **{"accept-encoding": "gzip"})
     assert response.headers["content-encoding"] == "gzip"
     big, small = response.json()
     assert len(big["data"]["jobs"]["nodes"]) == 50

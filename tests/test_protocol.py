@@ -21,6 +21,7 @@ from .conftest import (
     in_process_gateway,
     make_settings,
     network_gateway,
+    post,
     run_node,
 )
 
@@ -33,11 +34,6 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 @pytest.fixture
 def sample() -> SampleUpstream:
     return SampleUpstream(teams={"apiteam": 30})
-
-
-async def post(app: Any, body: object, **headers: str) -> httpx.Response:
-    async with asgi_client(app) as client:
-        return await client.post("/graphql", json=body, headers={**DEMO_AUTH, **headers})
 
 
 @pytest.fixture
