@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+CACHED_LENGTH = 256
+"""Longest header value whose answer is kept: clients send a few dozen characters, and a cache
+of any value would hold whatever a caller chose to send (256 headers of 16 KiB each)."""
+
 
 def accept_weights(header: str) -> dict[str, float]:
     """The items of `header`, lower-cased, each with its weight: `q` (1 when absent, 0 when

@@ -20,7 +20,7 @@ import brotli
 import zstandard
 from starlette.responses import Response
 
-from gateway.accept_headers import accept_weights
+from gateway.accept_headers import CACHED_LENGTH, accept_weights
 
 ENCODINGS: Final = ("zstd", "br", "gzip")
 """Every encoding the gateway can produce, in its order of preference."""
@@ -40,8 +40,15 @@ COMPRESSORS: Final[dict[str, Callable[[bytes], bytes]]] = {
 }
 
 
-@functools.lru_cache(maxsize=256)
 def choose_encoding(accept_encoding: str | None, offered: tuple[str, ...]) -> str | None:
+    """`_choose_encoding`, its answers kept for short headers (`CACHED_LENGTH`)."""
+    if accept_encoding is not None and len(accept_encoding) > CACHED_LENGTH:
+        return _choose_encoding.__wrapped__(accept_encoding, offered)
+    return _choose_encoding(accept_encoding, offered)
+
+
+@functools.lru_cache(maxsize=256)
+def _choose_encoding(accept_encoding: str | None, offered: tuple[str, ...]) -> str | None:
     """The first of `offered` that `accept_encoding` accepts (q above 0), or None.
 
     `*` accepts every encoding not named; `identity` is never chosen here (no compression is

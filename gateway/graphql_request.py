@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 from strawberry.types import ExecutionResult
 
-from gateway.accept_headers import accept_weights
+from gateway.accept_headers import CACHED_LENGTH, accept_weights
 
 JSON: Final = "application/json"
 GRAPHQL_RESPONSE_JSON: Final = "application/graphql-response+json"
@@ -93,8 +93,15 @@ def result_response(result: ExecutionResult, media_type: str) -> Response:
     return json_response(body, status, media_type)
 
 
-@functools.lru_cache(maxsize=256)
 def negotiate(accept: str | None) -> str:
+    """`_negotiate`, its answers kept for short headers (`CACHED_LENGTH`)."""
+    if accept is not None and len(accept) > CACHED_LENGTH:
+        return _negotiate.__wrapped__(accept)
+    return _negotiate(accept)
+
+
+@functools.lru_cache(maxsize=256)
+def _negotiate(accept: str | None) -> str:
     """The response media type for an Accept header: graphql-response+json when acceptable
     at least as much as application/json, else application/json (also for none or `*/*`)."""
     if not accept:

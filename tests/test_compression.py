@@ -123,3 +123,16 @@ async def test_a_batch_is_compressed_as_a_whole() -> None:
     big, small = response.json()
     assert len(big["data"]["jobs"]["nodes"]) == 50
     assert len(small["data"]["jobs"]["nodes"]) == 1
+
+
+async def test_long_accept_headers_are_answered_but_not_kept() -> None:
+    """An Accept-Encoding (or Accept) of 8 KB still negotiates, without entering the
+    process-wide memo of short header values, so callers cannot fill it with large ones."""
+    filler = ", ".join(f"x-{index};q=0.1" for index in range(800))
+    app = in_process_gateway(SampleUpstream().app())
+    before = compression._choose_encoding.cache_info().currsize
+    response = await post(app, BIG, **{"accept-encoding": f"{filler}, gzip", "accept": filler})
+    assert len(filler) > 8000
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.headers["content-type"] == "application/json"
+    assert compression._choose_encoding.cache_info().currsize == before
