@@ -1,9 +1,11 @@
 """A sample Jobs REST API: what `python -m gateway demo` and the end-to-end tests run against.
 
-It implements `GET /jobs/v1/?skip=&limit=` as the vendor documents it, over deterministic jobs
-from `gateway.sample_jobs`, with the vendor's auth model in miniature: each bearer token is
-granted to one team and a set of policies; no or an unknown token is 401, a token without
-`Job_ReadAll` is 403 on the list, and different teams see different jobs. It remembers the
+It implements every endpoint of the Jobs API as the vendor documents it (the writes and
+snapshots in `gateway.sample_writes`), over deterministic jobs from `gateway.sample_jobs` kept
+in memory, with the vendor's auth model in miniature: each bearer token is granted to one team
+and a set of policies; no or an unknown token is 401, a token without the endpoint's policy is
+403 (`Job_ReadAll` for the list), and different teams see different jobs.
+`demo-token-writer` holds the write policies too. It remembers the
 last requests it served (`SampleUpstream.seen`) so tests can check what the gateway sent.
 """
 
@@ -22,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.sample_jobs import sample_team_jobs, sample_users
+from gateway.sample_writes import JOB_MODIFY, WORKFLOW_EXECUTE, SampleWrites
 
 JOB_READ_ALL = "Job_ReadAll"
 JOB_READ = "Job_Read"
@@ -39,10 +42,14 @@ class Grant:
 
 
 DEFAULT_TEAMS: Mapping[str, int] = {"apiteam": 237, "fieldteam": 64}
+WRITER_TOKEN = "demo-token-writer"  # noqa: S105 - the sample upstream's published write token
 DEFAULT_GRANTS: Mapping[str, Grant] = {
     DEMO_TOKEN: Grant("apiteam"),
     "demo-token-fieldteam": Grant("fieldteam"),
     "demo-token-read-only": Grant("apiteam", frozenset({JOB_READ})),
+    WRITER_TOKEN: Grant(
+        "apiteam", frozenset({JOB_READ_ALL, JOB_READ, JOB_MODIFY, WORKFLOW_EXECUTE}), user=1
+    ),
 }
 
 
@@ -78,15 +85,17 @@ class SampleUpstream:
 
     def __post_init__(self) -> None:
         self._jobs = {team: sample_team_jobs(team, count) for team, count in self.teams.items()}
+        self.writes = SampleWrites(self)
 
     def jobs_of(self, team: str) -> list[dict[str, Any]]:
-        """Every job of `team`, in list order."""
-        return self._jobs.get(team, [])
+        """Every job of `team`, in list order (the list itself: writes change it)."""
+        return self._jobs.setdefault(team, [])
 
     def app(self) -> Starlette:
-        """The ASGI app serving this sample API."""
+        """The ASGI app serving this sample API, writes and snapshots included."""
         return Starlette(
             routes=[
+                *self.writes.routes(),
                 Route("/jobs/v1/", self._list_jobs, methods=["GET"]),
                 Route("/jobs/v1/my/", self._my_jobs, methods=["GET"]),
                 Route("/jobs/v1/workflow/{workflow_id}", self._workflow_jobs, methods=["GET"]),
@@ -100,7 +109,8 @@ class SampleUpstream:
         user_id = sample_users(grant.team)[grant.user][0]
         return [job for job in self.jobs_of(grant.team) if job["metadata"]["userId"] == user_id]
 
-    def _remember(self, request: Request) -> None:
+    def remember(self, request: Request) -> None:
+        """Note `request` in `seen`."""
         self.seen.append(
             SeenRequest(
                 method=request.method,
@@ -113,7 +123,8 @@ class SampleUpstream:
             )
         )
 
-    def _grant(self, request: Request, policy: str) -> Grant | Response:
+    def grant(self, request: Request, policy: str) -> Grant | Response:
+        """The request's grant if its token holds `policy`, else the 401 or 403 to answer."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         grant = self.grants.get(token) if scheme.lower() == "bearer" else None
         if grant is None:
@@ -123,22 +134,22 @@ class SampleUpstream:
         return grant
 
     async def _list_jobs(self, request: Request) -> Response:
-        self._remember(request)
-        grant = self._grant(request, JOB_READ_ALL)
+        self.remember(request)
+        grant = self.grant(request, JOB_READ_ALL)
         if isinstance(grant, Response):
             return grant
         return await self._window(request, self.jobs_of(grant.team))
 
     async def _my_jobs(self, request: Request) -> Response:
-        self._remember(request)
-        grant = self._grant(request, JOB_READ)
+        self.remember(request)
+        grant = self.grant(request, JOB_READ)
         if isinstance(grant, Response):
             return grant
         return await self._window(request, self.my_jobs_of(grant))
 
     async def _workflow_jobs(self, request: Request) -> Response:
-        self._remember(request)
-        grant = self._grant(request, JOB_READ_ALL)
+        self.remember(request)
+        grant = self.grant(request, JOB_READ_ALL)
         if isinstance(grant, Response):
             return grant
         workflow_id = request.path_params["workflow_id"]
@@ -156,8 +167,8 @@ class SampleUpstream:
         return self._one_job(request, "clientJobId", client_job_id, as_list=True)
 
     def _one_job(self, request: Request, key: str, value: str, *, as_list: bool) -> Response:
-        self._remember(request)
-        grant = self._grant(request, JOB_READ)
+        self.remember(request)
+        grant = self.grant(request, JOB_READ)
         if isinstance(grant, Response):
             return grant
         for job in self.jobs_of(grant.team):
