@@ -116,7 +116,7 @@ class GraphQLEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         headers = header_map(scope)
-        if request.method == "GET" and self._graphiql_html is not None and wants_html(headers):
+        if scope["method"] == "GET" and self._graphiql_html is not None and wants_html(headers):
             await HTMLResponse(self._graphiql_html)(scope, receive, send)
             return
         request_id = request_id_from(headers.get(REQUEST_ID_HEADER))
@@ -132,7 +132,9 @@ class GraphQLEndpoint:
         """Read the request, then answer its operation, or each of a batch's in order."""
         record = RequestRecord(request_id)
         try:
-            if request.method not in ("GET", "POST"):
+            # The scope's method, not Request.method: a property that costs a call each time.
+            method = request.scope["method"]
+            if method not in ("GET", "POST"):
                 # Starlette routes HEAD with GET; GraphQL over HTTP has no meaning for it.
                 raise RequestRejectedError(
                     405, "Use GET or POST for GraphQL", "METHOD_NOT_ALLOWED", allow="GET, POST"
@@ -149,7 +151,7 @@ class GraphQLEndpoint:
             return self._finish(record, *_rejection(rejected, record))
         encoding = choose_encoding(headers.get("accept-encoding"), self._settings.compression)
         exchange = _Exchange(
-            request.method,
+            method,
             negotiate(headers.get("accept")),
             request.scope["state"],  # the lifespan's state, copied into this request's scope
             headers.get("authorization"),

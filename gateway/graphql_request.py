@@ -174,7 +174,7 @@ async def read_params(
 ) -> GraphQLParams | list[object]:
     """The GraphQL parameters of a GET or POST request, or the items of a batch (for
     `params_of`); `RequestRejectedError` if the request as a whole is malformed."""
-    if request.method == "GET":
+    if request.scope["method"] == "GET":
         query_params = request.query_params
         return params_of(
             {
