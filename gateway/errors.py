@@ -5,6 +5,7 @@
     ├── UnauthenticatedError        UNAUTHENTICATED        no bearer token; upstream 401
     ├── ForbiddenError              FORBIDDEN              upstream 403 (token lacks the policy)
     ├── NotFoundError               NOT_FOUND              upstream 404
+    ├── ConflictError               CONFLICT               upstream 409 (a write that clashes)
     ├── UpstreamRateLimitedError    UPSTREAM_RATE_LIMITED  upstream 429 (+ retryAfter seconds)
     ├── UpstreamTimeoutError        UPSTREAM_TIMEOUT       upstream did not answer in time
     ├── UpstreamUnavailableError    UPSTREAM_UNAVAILABLE   connect/reset/DNS failure, 5xx, breaker
@@ -74,6 +75,12 @@ class NotFoundError(GatewayError):
     """Raised when the upstream answered 404."""
 
     code = "NOT_FOUND"
+
+
+class ConflictError(GatewayError):
+    """Raised when the upstream answered 409 to a write: it clashes with the job's state."""
+
+    code = "CONFLICT"
 
 
 class UpstreamRateLimitedError(GatewayError):

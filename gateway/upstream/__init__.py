@@ -1,7 +1,9 @@
 """The Jobs REST API: the only package that knows its URLs, headers and status codes.
 
 - `client`: one method per endpoint, reading through the page cache (`UpstreamClient`);
-- `exchange`: one GET within the caller's budget and deadline, through the breaker, retried;
+- `exchange`: one call within the caller's budget and deadline, through the breaker, retried
+  (a write only when it could not connect); `writes`: the write endpoints; `paths`: ids as
+  path segments;
 - `statuses`: every failure as one of `gateway.errors`' exceptions (the table is there);
 - `decoding` and `content_encoding`: bodies read within a byte bound, decoded, checked;
 - `breaker`: the circuit breaker; `transport`: the pooled connections (aiohttp under httpx).
@@ -11,15 +13,18 @@ never sees GraphQL.
 """
 
 from gateway.upstream.breaker import CircuitBreaker, CircuitOpenError, CircuitState
-from gateway.upstream.client import UpstreamClient, path_segment
+from gateway.upstream.client import UpstreamClient
 from gateway.upstream.decoding import JobJSON
+from gateway.upstream.paths import path_segment
 from gateway.upstream.transport import UpstreamTransport
+from gateway.upstream.writes import JobWrites
 
 __all__ = [
     "CircuitBreaker",
     "CircuitOpenError",
     "CircuitState",
     "JobJSON",
+    "JobWrites",
     "UpstreamClient",
     "UpstreamTransport",
     "path_segment",

@@ -9,16 +9,14 @@ nothing of GraphQL.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, TypeVar
-from urllib.parse import quote
 
 import httpx
 
 from gateway.cache import Fetched, NullPageCache, PageCache
 from gateway.caller import Caller
-from gateway.errors import BadUserInputError, NotFoundError, UpstreamBadResponseError
+from gateway.errors import NotFoundError, UpstreamBadResponseError
 from gateway.metrics import Metrics
 from gateway.pagination import Fetching
 from gateway.settings import Settings
@@ -27,29 +25,18 @@ from gateway.upstream.decoding import (
     JobJSON,
     cache_lifetime,
     decode_job_list,
+    decode_json,
     decode_single_job,
 )
 from gateway.upstream.exchange import Exchange, UpstreamResponse
+from gateway.upstream.paths import path_segment
 from gateway.upstream.statuses import BadResponse
+from gateway.upstream.writes import JobWrites
 
 Decoded = TypeVar("Decoded")
 
 JOBS_PATH: Final = "/jobs/v1/"
 MY_JOBS_PATH: Final = "/jobs/v1/my/"
-_MAX_ID_LENGTH: Final = 200
-_FORBIDDEN_IN_IDS = re.compile(r"[/?#\\\x00-\x1f\x7f]")
-
-
-def path_segment(value: str, name: str) -> str:
-    """`value` percent-encoded as exactly one URL path segment; `BadUserInputError` (before any
-    call) for an id that could mean another path: empty, `.`, `..`, or holding `/`, `?`, `#`,
-    `\\` or a control character, or longer than 200 characters."""
-    if value in ("", ".", "..") or len(value) > _MAX_ID_LENGTH or _FORBIDDEN_IN_IDS.search(value):
-        raise BadUserInputError(
-            f"`{name}` must be a non-empty id of at most {_MAX_ID_LENGTH} characters, not `.` "
-            "or `..`, without `/`, `?`, `#`, `\\` or control characters"
-        )
-    return quote(value, safe="")
 
 
 async def _all_in_order(
@@ -80,6 +67,8 @@ class UpstreamClient:
         self._base_url = settings.upstream_url.rstrip("/")
         self.fetching = Fetching(settings.upstream_max_limit, settings.fetch_block_size)
         """How list windows are split into calls (what the request limits count too)."""
+        self.writes = JobWrites(self._exchange, self._base_url, self._cache)
+        """The write endpoints (each drops the caller's cached reads once it went through)."""
 
     @property
     def base_url(self) -> str:
@@ -164,6 +153,22 @@ class UpstreamClient:
         """`GET /jobs/v1/{clientJobId}`: one job, or None when the API answers 404."""
         path = f"{JOBS_PATH}{path_segment(client_job_id, 'clientJobId')}"
         return await self._single_job(caller, path, "job_by_client_id")
+
+    async def job_snapshots(self, caller: Caller, client_job_id: str) -> Any:
+        """`GET /jobs/v1/snapshots/{clientJobId}` (Job_ReadAll): earlier versions of a job, in a
+        shape the vendor does not document (passed through), cached per credential like a
+        page; None when the API answers 404."""
+        url = self._url(f"{JOBS_PATH}snapshots/{path_segment(client_job_id, 'clientJobId')}")
+
+        async def fetch() -> Fetched:
+            response = await self._exchange.get(caller, url, {}, "job_snapshots")
+            snapshots = self._decoded(decode_json, response, caller, "job_snapshots")
+            return Fetched([snapshots], max_age=self._lifetime(response))
+
+        try:
+            return (await self._cache.get_or_fetch(caller, url, fetch))[0]
+        except NotFoundError:
+            return None
 
     def _url(self, path: str) -> str:
         return self._base_url + path

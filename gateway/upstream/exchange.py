@@ -1,10 +1,13 @@
-"""One upstream GET: the call budget, the deadline, the circuit breaker, retries, the wire.
+"""One upstream call: the call budget, the deadline, the circuit breaker, retries, the wire.
 
 Every call forwards the caller's `Authorization` header verbatim and nothing else of the
 caller's. Requests go straight to the transport, not through an `httpx.AsyncClient`: a client's
 cookie jar would carry one caller's cookies into another's requests (see
 `gateway.upstream.transport`). Each request carries exactly: the caller's Authorization,
 Accept, Accept-Encoding (gzip and deflate), User-Agent, and the gateway's request id.
+
+Writes (`Exchange.write`) take the same path, with their method and JSON body, but are retried
+only when no connection could be made: never once the request may have reached the upstream.
 
 Retries use tenacity (exponential back-off with full jitter, Retry-After honoured up to
 `upstream_retry_after_max`), and stop before a back-off would pass the GraphQL request's
@@ -54,6 +57,17 @@ logger = logging.getLogger("gateway.upstream")
 
 USER_AGENT: Final = f"jobs-graphql-gateway/{__version__}"
 _RETRY_BACKOFF_MAX: Final = 2.0
+_READ_MESSAGE_LENGTH: Final = 120
+_WRITE_MESSAGE_LENGTH: Final = 200
+"""A write's refusal quotes more of the upstream's message: it says why the change failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """What makes a call a write: its method and JSON body (None: no body)."""
+
+    method: str
+    body: bytes | None = None
 
 
 class _StopBeforeDeadline(stop_base):
@@ -88,6 +102,10 @@ class UpstreamResponse:
     body: bytes
 
 
+def _could_not_connect(error: BaseException) -> bool:
+    return isinstance(error, ConnectFailedError)
+
+
 @functools.lru_cache(maxsize=1024)
 def _url(address: str, params: tuple[tuple[str, int], ...]) -> httpx.URL:
     """The parsed URL of a call, kept: pages repeat their windows (cost in benchmarks/README)."""
@@ -116,6 +134,9 @@ class Exchange:
         connect = settings.upstream_connect_timeout
         self._extensions = {"timeout": {"connect": connect, "pool": connect, "read": None}}
         self._settings = settings
+        self._read_retryable = functools.partial(
+            is_retryable, retry_after_max=settings.upstream_retry_after_max
+        )
         self.breaker = breaker
         """The circuit breaker guarding the upstream."""
         self.metrics = metrics
@@ -128,12 +149,31 @@ class Exchange:
 
         `endpoint` names the upstream endpoint in metrics (a fixed name, never the URL).
         """
+        return await self._call(caller, url, params, endpoint, None, self._read_retryable)
+
+    async def write(
+        self, caller: Caller, url: str, params: dict[str, int], endpoint: str, write: Write
+    ) -> UpstreamResponse:
+        """Send a write for `caller`: one call of its budget, retried only when no connection
+        could be made (so it cannot have reached the upstream), never once it may have: a
+        repeated write could change a job twice."""
+        return await self._call(caller, url, params, endpoint, write, _could_not_connect)
+
+    async def _call(
+        self,
+        caller: Caller,
+        url: str,
+        params: dict[str, int],
+        endpoint: str,
+        write: Write | None,
+        retryable: Callable[[BaseException], bool],
+    ) -> UpstreamResponse:
         caller.budget.spend()
         try:
-            return await self._attempt(caller, url, params, endpoint)
+            return await self._attempt(caller, url, params, endpoint, write)
         except Exception as error:
             # The happy path needs no retry machinery; tenacity takes over after a failure.
-            if not is_retryable(error, self._settings.upstream_retry_after_max):
+            if not retryable(error):
                 raise
             first_failure = error
         settings = self._settings
@@ -141,9 +181,7 @@ class Exchange:
             stop=stop_after_attempt(settings.upstream_retries + 1)
             | _StopBeforeDeadline(caller.deadline),
             wait=_WaitRetryAfterOrBackoff(settings.upstream_retry_backoff),
-            retry=retry_if_exception(
-                lambda error: is_retryable(error, settings.upstream_retry_after_max)
-            ),
+            retry=retry_if_exception(retryable),
             before_sleep=self._before_retry,
             reraise=True,
         )
@@ -155,7 +193,7 @@ class Exchange:
                 if not replayed:
                     replayed = True
                     raise first_failure
-                return await self._attempt(caller, url, params, endpoint)
+                return await self._attempt(caller, url, params, endpoint, write)
         raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
 
     def _before_retry(self, retry_state: RetryCallState) -> None:
@@ -170,12 +208,17 @@ class Exchange:
         )
 
     async def _attempt(
-        self, caller: Caller, url: str, params: dict[str, int], endpoint: str
+        self,
+        caller: Caller,
+        url: str,
+        params: dict[str, int],
+        endpoint: str,
+        write: Write | None = None,
     ) -> UpstreamResponse:
         started = time.perf_counter()
         status_class: str | None = "network"
         try:
-            response = await self._guarded_attempt(caller, url, params)
+            response = await self._guarded_attempt(caller, url, params, write)
         except CircuitOpenError:
             status_class = None  # refused here: no call was made
             raise
@@ -203,7 +246,7 @@ class Exchange:
         self.metrics.upstream_duration.labels(endpoint).observe(seconds)
 
     async def _guarded_attempt(
-        self, caller: Caller, url: str, params: dict[str, int]
+        self, caller: Caller, url: str, params: dict[str, int], write: Write | None
     ) -> UpstreamResponse:
         remaining = caller.deadline - time.monotonic()
         if remaining <= 0:
@@ -215,7 +258,7 @@ class Exchange:
         settle: Callable[[], None] = self.breaker.record_abandoned
         try:
             async with asyncio.timeout(min(self._settings.upstream_timeout, remaining)):
-                response = await self._send(caller, url, params)
+                response = await self._send(caller, url, params, write)
         except TimeoutError:
             settle = self.breaker.record_failure
             waited = min(self._settings.upstream_timeout, remaining)
@@ -249,15 +292,20 @@ class Exchange:
                     async with asyncio.timeout(remaining):
                         await self.breaker.probe_settled()
 
-    async def _send(self, caller: Caller, url: str, params: dict[str, int]) -> UpstreamResponse:
+    async def _send(
+        self, caller: Caller, url: str, params: dict[str, int], write: Write | None
+    ) -> UpstreamResponse:
         authorization = caller.authorization
         headers = [(b"authorization", authorization.encode("latin-1")), *self._fixed_headers]
         if caller.request_id is not None:
             headers.append((REQUEST_ID_HEADER_BYTES, caller.request_id.encode()))
+        if write is not None and write.body is not None:
+            headers.append((b"content-type", b"application/json"))
         request = httpx.Request(
-            "GET",
+            "GET" if write is None else write.method,
             _url(url, tuple(params.items())),
             headers=headers,
+            content=None if write is None else write.body,
             extensions=self._extensions,
         )
         try:
@@ -280,7 +328,10 @@ class Exchange:
         try:
             if not response.is_success:
                 body = await read_body(response, ERROR_BODY_BYTES, truncate=True)
-                raise error_for_status(response.status_code, response.headers, body, authorization)
+                limit = _WRITE_MESSAGE_LENGTH if write is not None else _READ_MESSAGE_LENGTH
+                raise error_for_status(
+                    response.status_code, response.headers, body, authorization, limit
+                )
             body = await read_body(response, self._settings.upstream_max_bytes, truncate=False)
             return UpstreamResponse(response.status_code, response.headers, body)
         finally:

@@ -8,7 +8,7 @@
 | 502, 503, 504                                  | UpstreamUnavailableError | yes     | failure |
 | other 5xx                                      | UpstreamUnavailableError | no      | failure |
 | 429 (Retry-After within the cap, or none)      | UpstreamRateLimitedError | yes     | neutral |
-| 400/422, 401, 403, 404, other 4xx              | coded by `error_for_status` | no   | neutral |
+| 400/422, 401, 403, 404, 409, other 4xx         | coded by `error_for_status` | no   | neutral |
 | 2xx cut short, too large, not JSON, not a list | UpstreamBadResponseError | no      | neutral |
 
 (*) The connection pool (aiohttp) itself resends an idempotent GET once, at once, when a
@@ -32,6 +32,7 @@ import orjson
 
 from gateway.errors import (
     BadUserInputError,
+    ConflictError,
     ForbiddenError,
     GatewayError,
     NotFoundError,
@@ -63,10 +64,10 @@ class BadResponse(UpstreamBadResponseError):
         self.reason = reason
 
 
-def _printable(text: str) -> str:
+def _printable(text: str, limit: int = _EXCERPT_LENGTH) -> str:
     text = _UNPRINTABLE.sub(" ", text).strip()
-    if len(text) > _EXCERPT_LENGTH:
-        text = text[:_EXCERPT_LENGTH].rstrip() + "..."
+    if len(text) > limit:
+        text = text[:limit].rstrip() + "..."
     return text
 
 
@@ -76,9 +77,9 @@ def log_excerpt(body: bytes, authorization: str) -> str:
     return _printable(redact_echoes(text, token_of(authorization))) or "(empty body)"
 
 
-def upstream_message(body: bytes, authorization: str) -> str | None:
-    """The `message` of a JSON error body, redacted, printable and short: the only upstream
-    text a client ever sees. None when the body has no such string."""
+def upstream_message(body: bytes, authorization: str, limit: int = _EXCERPT_LENGTH) -> str | None:
+    """The `message` of a JSON error body, redacted, printable and at most `limit` characters:
+    the only upstream text a client ever sees. None when the body has no such string."""
     try:
         decoded = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -86,7 +87,8 @@ def upstream_message(body: bytes, authorization: str) -> str | None:
     message = decoded.get("message") if isinstance(decoded, dict) else None
     if not isinstance(message, str):
         return None
-    return _printable(redact_echoes(message[:ERROR_BODY_BYTES], token_of(authorization))) or None
+    redacted = redact_echoes(message[:ERROR_BODY_BYTES], token_of(authorization))
+    return _printable(redacted, limit) or None
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -111,9 +113,14 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 
 def error_for_status(
-    status: int, headers: httpx.Headers, body: bytes, authorization: str
+    status: int,
+    headers: httpx.Headers,
+    body: bytes,
+    authorization: str,
+    message_limit: int = _EXCERPT_LENGTH,
 ) -> GatewayError:
-    """The gateway error for a non-2xx upstream answer."""
+    """The gateway error for a non-2xx upstream answer (quoting at most `message_limit`
+    characters of the upstream's own message: writes quote more, their refusals explain)."""
     if status == 401:
         return UnauthenticatedError(
             "The Jobs API rejected the bearer token (expired, revoked or not issued for it)",
@@ -133,10 +140,12 @@ def error_for_status(
         )
     if status >= 400:
         logger.info("The Jobs API answered HTTP %d: %s", status, log_excerpt(body, authorization))
-    message = upstream_message(body, authorization)
+    message = upstream_message(body, authorization, message_limit)
     said = f": {message}" if message else f" (HTTP {status})"
     if status in (400, 422):
         return BadUserInputError(f"The Jobs API refused the request{said}", upstream_status=status)
+    if status == 409:
+        return ConflictError(f"The Jobs API refused the change{said}", upstream_status=status)
     if status == 429:
         return UpstreamRateLimitedError(
             "The Jobs API is rate limiting this token; retry later",
