@@ -61,6 +61,8 @@ class CallLedger:
     """Upstream calls made (attempts, retries included)."""
     cache_hits: int = 0
     """Pages served from the page cache."""
+    wrote: bool = False
+    """Whether the request sent a write: its response is then never kept."""
     data_expires_at: float | None = None
     """The Unix time the first of the pages read expires; past it the response may differ.
     Now or earlier for pages that were not kept; None when no page was read."""

@@ -309,7 +309,10 @@ class GraphQLEndpoint:
         response = result_response(result, exchange.media_type)
         if result.errors:
             return response, "request_error" if is_request_error(result) else "field_error"
-        expires_at = caller.ledger.data_expires_at if caller is not None else None
+        # A response that wrote is never kept: a repeat must write again.
+        expires_at = None
+        if caller is not None and not caller.ledger.wrote:
+            expires_at = caller.ledger.data_expires_at
         if cache_key is not None and expires_at is not None and self._responses is not None:
             response = encoded(response, exchange.encoding, self._min_compressed)
             self._responses.put(

@@ -59,8 +59,12 @@ TOO_MANY_REPEATED_FIELDS = "TOO_MANY_REPEATED_FIELDS"
 
 # Root fields that page through a list the upstream pages, by name.
 LIST_FIELDS = frozenset({"jobs", "myJobs"})
-# Root fields that cost one upstream call each (a list fetched whole, one job).
-SINGLE_CALL_FIELDS = frozenset({"workflowJobs", "node", "job"})
+# Root fields that cost one upstream call each (a list fetched whole, one job; writes that
+# answer no job), and mutations that may read their job back after the write: two.
+SINGLE_CALL_FIELDS = frozenset({"workflowJobs", "node", "job", "deleteJob", "abortJobsForUser"})
+WRITE_AND_READ_FIELDS = frozenset(
+    {"createJob", "syncJob", "updateJob", "addJobMetadata", "abortJob", "assignJob", "excludeJob"}
+)
 # The longest list totalCount is budgeted for: its end is found in 2 log2(N / cap) + 2 calls.
 COUNTED_LIST_LENGTH = 1_000_000
 # Counts above every configurable limit stop growing here: no limit can be set this high.
@@ -82,6 +86,8 @@ class CallEstimate:
         name = field_node.name.value
         if name in SINGLE_CALL_FIELDS:
             return 1
+        if name in WRITE_AND_READ_FIELDS:
+            return 2
         if name == "nodes":
             ids = next(
                 (arg.value for arg in field_node.arguments or () if arg.name.value == "ids"), None

@@ -14,6 +14,7 @@ from gateway import tracing
 from gateway.documents import CheckedDocuments, DocumentCache, DocumentChecks
 from gateway.error_contract import coded_error
 from gateway.limits import CallEstimate, DocumentLimits
+from gateway.mutations import Mutation
 from gateway.pagination import Fetching
 from gateway.projection import ProjectingExecutionContext
 from gateway.resolvers import (
@@ -144,6 +145,7 @@ def build_schema(settings: Settings | None = None) -> GatewaySchema:
             extensions.append(tracing.schema_extension())
     schema = GatewaySchema(
         query=Query,
+        mutation=Mutation,
         config=StrawberryConfig(default_resolver=read_json_key, scalar_map=SCALAR_MAP),
         extensions=extensions,
         execution_context_class=ProjectingExecutionContext,

@@ -116,6 +116,7 @@ class JobWrites:
         params: dict[str, Any] | None = None,
     ) -> JobJSON | None:
         """Send one write; drop the caller's cached reads if it may have changed anything."""
+        caller.ledger.wrote = True
         content = None if body is None else orjson.dumps(body)
         write = Write(method, content)
         url = self._base_url + path
