@@ -89,6 +89,9 @@ class Caller:
     """What the request's upstream work cost (written by the client and the cache)."""
     request_id: str | None = None
     """The request's id, sent upstream with every call it causes."""
+    generation: int = 0
+    """The credential's write generation when the request began: part of every key it reads
+    and writes in the caches, so entries from before the caller's last write are not seen."""
 
 
 class CredentialDigests:

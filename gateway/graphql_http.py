@@ -229,14 +229,20 @@ class GraphQLEndpoint:
         # The digest of any header keys the response cache: only a bearer token's responses
         # are ever kept, so another header's lookup simply misses.
         credential = None if authorization is None else self._credentials.digest(authorization)
-        cache_key = self._response_key(credential, query, params, exchange)
+        # The caller's write generation keys everything kept for it (read from Redis when
+        # replicas share it): None means it cannot be known, so nothing kept is used.
+        upstream = exchange.state["upstream"]
+        generation = None if credential is None else await upstream.cache.generation(credential)
+        cache_key = self._response_key(credential, query, params, exchange, generation)
         cached = self._cached(cache_key, record)
         if cached is not None:
             if remember is not None and query is not None and persisted is not None:
                 # Kept only when error-free: the query ran as it must to be registered.
                 await persisted.remember(remember, query)
             return cached, "ok"
-        caller = self._caller(authorization, credential, record.request_id, exchange.share)
+        caller = self._caller(
+            authorization, credential, record.request_id, exchange.share, generation or 0
+        )
         context = RequestContext(self._settings, exchange.state["upstream"], authorization, caller)
         result = await self.execute(context, query, params, exchange.method)
         if caller is not None:
@@ -253,6 +259,7 @@ class GraphQLEndpoint:
         credential: str | None,
         request_id: str,
         share: tuple[float, UpstreamBudget] | None,
+        generation: int,
     ) -> Caller | None:
         """The operation's `Caller`, when it carries a bearer token (else resolvers refuse it):
         with its own deadline and budget, or a batch's `share` of them."""
@@ -262,12 +269,24 @@ class GraphQLEndpoint:
             time.monotonic() + self._settings.request_deadline,
             UpstreamBudget(self._settings.upstream_call_budget),
         )
-        return Caller(authorization, credential, deadline, budget, request_id=request_id)
+        return Caller(
+            authorization,
+            credential,
+            deadline,
+            budget,
+            request_id=request_id,
+            generation=generation,
+        )
 
     def _response_key(
-        self, credential: str | None, query: str | None, params: GraphQLParams, exchange: _Exchange
+        self,
+        credential: str | None,
+        query: str | None,
+        params: GraphQLParams,
+        exchange: _Exchange,
+        generation: int | None,
     ) -> bytes | None:
-        if self._responses is None or credential is None or query is None:
+        if self._responses is None or credential is None or query is None or generation is None:
             return None
         return self._responses.key_for(
             credential,
@@ -276,6 +295,7 @@ class GraphQLEndpoint:
             params.operation_name,
             exchange.media_type,
             exchange.encoding,
+            generation,
         )
 
     def _cached(self, key: bytes | None, record: RequestRecord) -> Response | None:

@@ -50,13 +50,14 @@ class ResponseCache:
         operation_name: str | None,
         media_type: str,
         encoding: str | None = None,
+        generation: int = 0,
     ) -> bytes:
         """The entry key of a request: the credential digest, then a hash of the rest (the
         response's content encoding too: each is kept as it is sent)."""
         request = hashlib.blake2b(query.encode(), digest_size=32)
         request.update(b"\0" + orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
         request.update(b"\0" + (operation_name or "").encode() + b"\0" + media_type.encode())
-        request.update(b"\0" + (encoding or "").encode())
+        request.update(b"\0" + (encoding or "").encode() + b"\0%d" % generation)
         return credential.encode() + request.digest()
 
     def get(self, key: bytes) -> CachedResponse | None:

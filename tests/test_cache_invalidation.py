@@ -1,9 +1,10 @@
-"""Invalidation per credential, the operation writes will call: one credential's pages and
-responses are forgotten, in memory and in a real Redis, and no one else's."""
+"""Invalidation per credential, the operation writes call: one credential's pages and
+responses are forgotten, in memory and in a real Redis (by generation), and no one else's."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -40,7 +41,12 @@ class Gateway:
         return Caller(authorization, self.digests.digest(authorization), 1e12, UpstreamBudget(99))
 
     async def first_page(self, token: str) -> None:
-        await self.client.team_jobs(self.caller(token), skip=0, limit=20)
+        """Read the first page as the HTTP layer would: with the credential's generation."""
+        caller = self.caller(token)
+        generation = await self.cache.generation(caller.credential)
+        assert generation is not None
+        caller = dataclasses.replace(caller, generation=generation)
+        await self.client.team_jobs(caller, skip=0, limit=20)
 
 
 @pytest.fixture(params=["memory", "redis"])

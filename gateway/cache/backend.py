@@ -153,6 +153,28 @@ class GuardedBackend:
             deleted += await client.unlink(*batch)
         return deleted
 
+    async def counter(self, key: str) -> int | None:
+        """The integer Redis keeps under `key` (0 when absent); None when the backend fails
+        or is being left alone (the caller must then not trust what it kept)."""
+        if not self._health.allows_call():
+            return None
+        try:
+            async with asyncio.timeout(self._backend.timeout or 1.0):
+                value = await self._backend.client.get(key)
+        except Exception as error:  # noqa: BLE001 - any failure means "unknown"
+            self._failed(error)
+            return None
+        self._health.answered()
+        return int(value or 0)
+
+    async def increment(self, key: str, ttl: float) -> None:
+        """Add one to the integer under `key`, kept `ttl` seconds. Raises when the backend
+        fails: a caller that must make data invisible has to know it could not."""
+        client = self._backend.client
+        async with asyncio.timeout(self._backend.timeout or 1.0):
+            async with client.pipeline(transaction=True) as pipeline:
+                await pipeline.incr(key).expire(key, int(ttl)).execute()
+
     def _health_changed(self, up: bool) -> None:
         self._metrics.set_cache_up(self.name, up=up)
         if up:

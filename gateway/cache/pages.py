@@ -7,11 +7,14 @@ reveals a token. The same key decides in-flight deduplication, so concurrent ide
 share one upstream request only when they carry the same credentials.
 
 Only successful pages are stored, for at most `GATEWAY_CACHE_TTL` seconds (less when the
-upstream's Cache-Control says so, never when it says no-store). `invalidate(credential)` forgets
-every page of one credential (and the whole responses built on them), in this process and in a
-shared Redis, and keeps fetches already in flight from storing what they read before it: the
-operation writes call after they change data. Another replica's fetch in flight at that moment
-may still store its page, which then lives at most one TTL.
+upstream's Cache-Control says so, never when it says no-store). `invalidate(credential)` is what
+writes call after they change data: it forgets every page of one credential (and the whole
+responses built on them) and keeps fetches in flight from storing what they read before it.
+Across replicas it works by generation: every key holds the credential's write generation
+(`Caller.generation`, read once per request: from Redis when the cache is shared), and a write
+increments it in Redis, so every replica's next request for that credential reads new keys,
+and its whole-response cache, keyed by generation too, misses. The cost is one Redis GET per
+request with a shared cache, response-cache hits included.
 
 With `GATEWAY_CACHE_TTL=0` the `NullPageCache` takes its place: the same interface, every
 call fetched, nothing kept.
@@ -39,6 +42,10 @@ from gateway.settings import Settings
 logger = logging.getLogger("gateway.cache")
 
 KEY_PREFIX = "jobs-gateway:v2:page"
+GENERATION_PREFIX = "jobs-gateway:v2:generation"
+GENERATION_TTL = 86_400.0
+"""How long a credential's write generation is kept in Redis after its last write: far longer
+than any entry built under an older one lives (at most `GATEWAY_CACHE_TTL`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +71,10 @@ class PageCache(Protocol):
     async def get_or_fetch(self, caller: Caller, resource: str, fetch: Fetch) -> list[Any]:
         """The rows of `resource` for `caller`: kept ones, or those `fetch()` gets."""
 
+    async def generation(self, credential: str) -> int | None:
+        """The credential's write generation, which every key of its entries holds; None
+        when it cannot be known (the shared backend fails), so nothing kept may be trusted."""
+
     async def invalidate(self, credential: str) -> None:
         """Forget every page (and response) kept for `credential`."""
 
@@ -85,6 +96,10 @@ class NullPageCache:
         fetched = await fetch()
         caller.ledger.data_expire(time.time())
         return fetched.rows
+
+    async def generation(self, credential: str) -> int | None:
+        """Nothing is kept: always 0."""
+        return 0
 
     async def invalidate(self, credential: str) -> None:
         """Nothing is kept, so nothing to forget."""
@@ -129,7 +144,7 @@ class BackendPageCache:
         caller waiting on it, and nothing is stored. The caller's ledger learns of the hit and
         when the rows expire (now, when they may not be kept).
         """
-        key = f"{KEY_PREFIX}:{caller.credential}:{resource}"
+        key = f"{KEY_PREFIX}:{caller.credential}:{caller.generation}:{resource}"
         ledger = caller.ledger
         shared_fetch = self._in_flight.get(key)
         if shared_fetch is None:
@@ -185,8 +200,20 @@ class BackendPageCache:
             del self._in_flight[key]
         if self._responses is not None:
             self._responses.forget(credential)
-        await self.store.delete_prefix(prefix)
+        if self.shared:
+            # Every replica reads the generation first: entries under the old one are gone
+            # for all of them at once (and expire on their own).
+            await self.store.increment(f"{GENERATION_PREFIX}:{credential}", GENERATION_TTL)
+        else:
+            await self.store.delete_prefix(prefix)
         self._metrics.count_cache(self.store.name, "invalidation")
+
+    async def generation(self, credential: str) -> int | None:
+        """The credential's write generation: in Redis when it is shared by replicas (one
+        read), else this process's count of the credential's invalidations."""
+        if self.shared:
+            return await self.store.counter(f"{GENERATION_PREFIX}:{credential}")
+        return self._epochs.get(credential, 0)
 
     async def ping(self) -> bool | None:
         """Whether the backend answers right now (for readiness)."""
