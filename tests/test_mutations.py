@@ -5,15 +5,20 @@ gateway and across two replicas sharing one Redis."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from gateway.background import BackgroundServer
 from gateway.sample_upstream import WRITER_TOKEN, SampleUpstream
 
-from .conftest import served_gateway
+from .conftest import run_node, served_gateway
 from .redis_process import RedisProcess
 
 pytestmark = pytest.mark.e2e
@@ -318,3 +323,42 @@ def test_read_your_writes_across_two_replicas_sharing_redis(
         assert statuses(b, job) == ("Aborted", "Aborted")
         other = ask(b, STATUS % job, token="demo-token")["data"]["job"]["metadata"]["status"]
     assert other == "Aborted"  # another token of the team: its first read goes upstream too
+
+
+def test_apollo_client_updates_its_normalised_cache_from_the_payload(
+    node_clients: Path, gateway: BackgroundServer
+) -> None:
+    """Apollo Client reads a page, aborts a job; the payload's job (same `id` as in the page)
+    updates the page in Apollo's cache, read back with no request."""
+    got = run_node("mutation.mjs", f"{gateway.url}/graphql", WRITER_TOKEN)
+    assert got["statusBefore"] != "Aborted"
+    assert got["payload"]["clientMutationId"] == "abort-1"
+    assert got["payload"]["job"]["id"] == got["id"]
+    assert got["statusInCache"] == "Aborted"
+    assert got["requestsForCacheRead"] == 0
+
+
+@pytest.mark.parametrize("status", [502, 503, 504, 429])
+def test_a_write_is_sent_once_even_when_reads_would_be_retried(status: int) -> None:
+    """An upstream answering 502/503/504/429 over TCP: reads are retried, but the write is
+    sent exactly once, and the client gets the error."""
+    posts: list[str] = []
+
+    async def busy(request: Request) -> Response:
+        posts.append(request.url.path)
+        return Response('{"message": "busy"}', status, media_type="application/json")
+
+    app = Starlette(routes=[Route("/jobs/v1/{path:path}", busy, methods=["POST"])])
+    with (
+        BackgroundServer(app) as flaky,
+        served_gateway(flaky.url, upstream_retries=3, upstream_retry_backoff=0.01) as gateway,
+    ):
+        answer = ask(
+            gateway, 'mutation { abortJob(input: {clientJobId: "c-1"}) { clientMutationId } }'
+        )
+    assert answer["data"] == {"abortJob": None}
+    assert answer["errors"][0]["extensions"]["code"] in (
+        "UPSTREAM_UNAVAILABLE",
+        "UPSTREAM_RATE_LIMITED",
+    )
+    assert posts == ["/jobs/v1/c-1/abort"]
