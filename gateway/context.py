@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from strawberry.dataloader import DataLoader
 
 from gateway.caller import Caller
 from gateway.errors import UnauthenticatedError
@@ -54,3 +58,19 @@ class RequestContext:
             "The Authorization header must be `Bearer <token>`; other schemes are not "
             "accepted by the Jobs API"
         )
+
+    def loader(
+        self, name: str, fetch: Callable[[Caller, str], Awaitable[Any]]
+    ) -> DataLoader[str, Any]:
+        """This request's DataLoader `name` over `fetch`: identical keys load once, distinct
+        ones concurrently (each a call of the request's budget)."""
+        loader = self.loaders.get(name)
+        if loader is None:
+
+            async def load(keys: list[str]) -> list[Any]:
+                caller = self.caller()
+                calls = (fetch(caller, key) for key in keys)
+                return list(await asyncio.gather(*calls, return_exceptions=True))
+
+            loader = self.loaders[name] = DataLoader(load_fn=load)
+        return loader

@@ -199,18 +199,8 @@ async def resolve_workflow_jobs(
 def _loader(
     context: RequestContext, name: str, fetch: Callable[[Caller, str], Awaitable[JobJSON | None]]
 ) -> DataLoader[str, JobJSON | None]:
-    """This request's DataLoader `name`: identical keys load once, distinct ones concurrently."""
-
-    async def load(keys: list[str]) -> list[JobJSON | BaseException | None]:
-        caller = context.caller()
-        return list(
-            await asyncio.gather(*(fetch(caller, key) for key in keys), return_exceptions=True)
-        )
-
-    loader = context.loaders.get(name)
-    if loader is None:
-        loader = context.loaders[name] = DataLoader(load_fn=load)
-    return cast(DataLoader[str, JobJSON | None], loader)
+    """This request's DataLoader `name` (`RequestContext.loader`)."""
+    return cast(DataLoader[str, JobJSON | None], context.loader(name, fetch))
 
 
 def _jobs_by_id(context: RequestContext) -> DataLoader[str, JobJSON | None]:

@@ -167,6 +167,18 @@ def _job_global_id(root: strawberry.Parent[Any]) -> strawberry.ID:
     return strawberry.ID(global_id("Job", str(job_id))) if job_id else cast(strawberry.ID, None)
 
 
+async def _job_snapshots(root: strawberry.Parent[Any], info: strawberry.Info) -> JSON | None:
+    """Earlier versions of the job (`GET /jobs/v1/snapshots/{clientJobId}`), through the
+    request's DataLoader: the same job twice in one request costs one call."""
+    metadata = root.get("metadata") if isinstance(root, dict) else None
+    client_job_id = metadata.get("clientJobId") if isinstance(metadata, dict) else None
+    if not isinstance(client_job_id, str) or not client_job_id:
+        return None
+    context = info.context
+    loader = context.loader("job_snapshots", context.upstream.job_snapshots)
+    return cast(JSON | None, await loader.load(client_job_id))
+
+
 @strawberry.interface(
     description="An object with a global id, which `Query.node` refetches (Relay's Node)."
 )
@@ -202,6 +214,14 @@ class Job(Node, _JSONObjectType):
         description="Exclusion records (shape undocumented, passed through)."
     )
     excluded: bool | None = strawberry.field(description="Whether the job is excluded.")
+    snapshots: JSON | None = strawberry.field(
+        resolver=_job_snapshots,
+        description=(
+            "Earlier versions of the job (`GET /jobs/v1/snapshots/{clientJobId}`, Job_ReadAll; "
+            "shape undocumented, passed through). One upstream call per job, made only when "
+            "selected, cached like a page; null without a clientJobId or when not found."
+        ),
+    )
 
 
 @strawberry.type(description="Where a page sits in the list, per the Relay cursor spec.")

@@ -362,3 +362,26 @@ def test_a_write_is_sent_once_even_when_reads_would_be_retried(status: int) -> N
         "UPSTREAM_RATE_LIMITED",
     )
     assert posts == ["/jobs/v1/c-1/abort"]
+
+
+def test_snapshots_are_read_only_when_selected_once_per_job(
+    gateway: BackgroundServer, sample: SampleUpstream
+) -> None:
+    """`Job.snapshots` lists the job's earlier versions (one call per job, only when selected,
+    the same job twice in a request once, cached like a page)."""
+    job = open_job(sample)
+    ask(gateway, f'mutation {{ abortJob(input: {{clientJobId: "{job}"}}) {{ clientMutationId }} }}')
+    plain = ask(gateway, f'{{ job(clientJobId: "{job}") {{ jobId }} }}')
+    calls = len(sample.seen)
+    query = (
+        f'{{ a: job(clientJobId: "{job}") {{ snapshots }} '
+        f'b: job(clientJobId: "{job}") {{ snapshots }} }}'
+    )
+    answer = ask(gateway, query)
+    again = ask(gateway, query.replace("b:", "c:"))
+    snapshots = answer["data"]["a"]["snapshots"]
+    assert "errors" not in plain
+    assert answer["data"]["b"]["snapshots"] == snapshots == again["data"]["a"]["snapshots"]
+    assert [snapshot["job"]["metadata"]["status"] != "Aborted" for snapshot in snapshots] == [True]
+    paths = [seen.path for seen in list(sample.seen)[calls:]]
+    assert paths == [f"/jobs/v1/snapshots/{job}"]
