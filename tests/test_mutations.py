@@ -385,3 +385,18 @@ def test_snapshots_are_read_only_when_selected_once_per_job(
     assert [snapshot["job"]["metadata"]["status"] != "Aborted" for snapshot in snapshots] == [True]
     paths = [seen.path for seen in list(sample.seen)[calls:]]
     assert paths == [f"/jobs/v1/snapshots/{job}"]
+
+
+def test_mutations_count_against_the_call_budget(upstream: BackgroundServer) -> None:
+    """Each mutation that reads its job back may cost two calls: two of them under a budget
+    of three are refused before any write."""
+    with served_gateway(upstream.url, upstream_call_budget=3) as gateway:
+        answer = ask(
+            gateway,
+            'mutation { a: abortJob(input: {clientJobId: "x"}) { clientMutationId } '
+            'b: abortJob(input: {clientJobId: "y"}) { clientMutationId } }',
+        )
+    assert "data" not in answer
+    assert [error["extensions"]["code"] for error in answer["errors"]] == [
+        "UPSTREAM_BUDGET_EXCEEDED"
+    ]

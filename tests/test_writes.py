@@ -147,3 +147,19 @@ async def test_a_write_drops_the_callers_cached_pages() -> None:
     await client.writes.abort_job(caller, "c-1")
     await client.team_jobs(caller, skip=0, limit=20)
     assert [request.method for request in recorder.requests] == ["GET", "POST", "GET"]
+
+
+async def test_failed_writes_open_the_breaker_like_reads() -> None:
+    """Writes answered 503 count as failures: after GATEWAY_BREAKER_FAILURES of them the
+    breaker is open, and the next read fails fast without a call."""
+    recorder = answering(503, {"message": "down"})
+    context = request_context(recorder.transport(), breaker_failures=2, upstream_retries=0)
+    caller = context.bearer
+    assert caller is not None
+    for _ in range(2):
+        with pytest.raises(UpstreamUnavailableError):
+            await context.upstream.writes.abort_job(caller, "c-1")
+    with pytest.raises(UpstreamUnavailableError) as refused:
+        await context.upstream.team_jobs(caller, skip=0, limit=20)
+    assert refused.value.retry_after is not None
+    assert len(recorder.requests) == 2
