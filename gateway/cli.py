@@ -18,7 +18,7 @@ from gateway.app import create_app, trusted_documents_of
 from gateway.background import BackgroundServer
 from gateway.graphiql import BUNDLED_ASSETS_DIR, fetch_assets
 from gateway.logs import configure_logging
-from gateway.sample_upstream import DEMO_TOKEN, SampleUpstream
+from gateway.sample_upstream import DEMO_TOKEN, WRITER_TOKEN, SampleUpstream
 from gateway.schema import export_sdl
 from gateway.serving import prepare_serving_process, uvicorn_options
 from gateway.settings import ENV_PREFIX, Settings, SettingsError
@@ -133,9 +133,11 @@ def _demo(port: str, upstream_port: int, environ: Mapping[str, str]) -> None:
                 [
                     f"Sample Jobs API: {upstream.url}/jobs/v1/  (teams: {teams})",
                     f"GraphiQL:        {graphql_url}",
-                    f"Demo token:      {DEMO_TOKEN}   (other teams: "
+                    f"Demo token:      {DEMO_TOKEN}   (other tokens: "
                     + ", ".join(token for token in sample.grants if token != DEMO_TOKEN)
                     + ")",
+                    f"Mutations:       {WRITER_TOKEN} holds the write policies; {DEMO_TOKEN} "
+                    "may read, abort and assign",
                     "GraphiQL opens with the demo token in its Headers pane: press Run.",
                     "Try it from a shell:",
                     f"  {curl}",
