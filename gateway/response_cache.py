@@ -51,11 +51,16 @@ class ResponseCache:
         media_type: str,
         encoding: str | None = None,
         generation: int = 0,
-    ) -> bytes:
+    ) -> bytes | None:
         """The entry key of a request: the credential digest, then a hash of the rest (the
-        response's content encoding too: each is kept as it is sent)."""
+        response's content encoding too: each is kept as it is sent). None for variables
+        nested past what orjson writes (254 levels): such a request is not kept."""
         request = hashlib.blake2b(query.encode(), digest_size=32)
-        request.update(b"\0" + orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
+        try:
+            variables_json = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            return None
+        request.update(b"\0" + variables_json)
         request.update(b"\0" + (operation_name or "").encode() + b"\0" + media_type.encode())
         request.update(b"\0" + (encoding or "").encode() + b"\0%d" % generation)
         return credential.encode() + request.digest()

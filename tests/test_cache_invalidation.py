@@ -82,16 +82,14 @@ async def test_invalidation_forgets_the_credentials_responses() -> None:
     """Whole responses built on the invalidated pages are dropped too; others' are kept."""
     made = Gateway(PerTokenUpstream())
     alice, bob = made.caller("alice").credential, made.caller("bob").credential
+    keys = {}
     for credential in (alice, bob):
         key = made.responses.key_for(credential, "{ jobs { nodes { jobId } } }", None, None, "j")
+        assert key is not None
+        keys[credential] = key
         made.responses.put(key, b"{}", "j", expires_at=1e12)
     await made.cache.invalidate(alice)
-    kept = [
-        made.responses.get(
-            made.responses.key_for(c, "{ jobs { nodes { jobId } } }", None, None, "j")
-        )
-        for c in (alice, bob)
-    ]
+    kept = [made.responses.get(keys[credential]) for credential in (alice, bob)]
     assert kept[0] is None
     assert kept[1] is not None
 

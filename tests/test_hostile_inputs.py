@@ -286,3 +286,25 @@ def test_serve_caps_connections_and_keep_alive_from_settings() -> None:
     assert options["http"].keywords["limits"] == ConnectionLimits(
         max_head_bytes=16384 + 65536 + 1024, read_timeout=4
     )
+
+
+async def test_variables_nested_past_the_json_writer_are_answered_not_crashed() -> None:
+    """A query whose variables nest 400 levels deep (within the body limit): orjson reads them
+    but will not write them back, so the whole-response cache does not key the request; it
+    runs and answers as usual, never an internal error."""
+    nested: object = "leaf"
+    for _ in range(400):
+        nested = {"a": nested}
+    app = in_process_gateway(SampleUpstream().app())
+    async with asgi_client(app) as client:
+        response = await client.post(
+            "/graphql",
+            json={
+                "query": "query($x: JSON) { jobs(first: 1) { totalCount } }",
+                "variables": {"x": nested},
+            },
+            headers=DEMO_AUTH,
+        )
+    codes = [error["extensions"]["code"] for error in response.json().get("errors", [])]
+    assert "INTERNAL_SERVER_ERROR" not in codes
+    assert response.status_code == 200

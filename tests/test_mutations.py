@@ -400,3 +400,23 @@ def test_mutations_count_against_the_call_budget(upstream: BackgroundServer) -> 
     assert [error["extensions"]["code"] for error in answer["errors"]] == [
         "UPSTREAM_BUDGET_EXCEEDED"
     ]
+
+
+def test_free_form_json_nested_too_deeply_is_bad_input_without_a_call(
+    gateway: BackgroundServer, sample: SampleUpstream
+) -> None:
+    """A `metadata: JSON!` value nested 400 levels deep (within the body limit) is
+    BAD_USER_INPUT before any call, not an internal error."""
+    nested: Any = "leaf"
+    for _ in range(400):
+        nested = {"a": nested}
+    job = sample.jobs_of("apiteam")[0]["metadata"]["clientJobId"]
+    answer = ask(
+        gateway,
+        "mutation($job: ID!, $m: JSON!) "
+        "{ addJobMetadata(input: {clientJobId: $job, metadata: $m}) { clientMutationId } }",
+        {"job": job, "m": nested},
+    )
+    assert answer["data"] == {"addJobMetadata": None}
+    assert [error["extensions"]["code"] for error in answer["errors"]] == ["BAD_USER_INPUT"]
+    assert writes_seen(sample) == []

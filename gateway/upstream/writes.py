@@ -20,6 +20,7 @@ import orjson
 from gateway.cache import PageCache
 from gateway.caller import Caller
 from gateway.errors import (
+    BadUserInputError,
     ForbiddenError,
     NotFoundError,
     UpstreamTimeoutError,
@@ -116,8 +117,12 @@ class JobWrites:
         params: dict[str, Any] | None = None,
     ) -> JobJSON | None:
         """Send one write; drop the caller's cached reads if it may have changed anything."""
+        try:
+            content = None if body is None else orjson.dumps(body)
+        except orjson.JSONEncodeError:
+            # Free-form JSON nested past orjson's 254 levels: refused before anything is sent.
+            raise BadUserInputError("The input is nested too deeply to send") from None
         caller.ledger.wrote = True
-        content = None if body is None else orjson.dumps(body)
         write = Write(method, content)
         url = self._base_url + path
         try:
