@@ -91,7 +91,8 @@ class SampleWrites:
         copy = orjson.loads(orjson.dumps(job))
         history.append({"snapshotId": len(history) + 1, "taken": _now(), "job": copy})
 
-    async def _create(self, request: Request) -> Response:
+    async def _new_job(self, request: Request) -> tuple[Grant, dict[str, Any]] | Response:
+        """The caller's grant and the job its body holds (create, sync), or the refusal."""
         got = await self._request(request, WORKFLOW_EXECUTE)
         if isinstance(got, Response):
             return got
@@ -99,6 +100,13 @@ class SampleWrites:
         problem = _job_problem(body)
         if problem is not None:
             return _json({"message": problem}, 400)
+        return grant, body
+
+    async def _create(self, request: Request) -> Response:
+        got = await self._new_job(request)
+        if isinstance(got, Response):
+            return got
+        grant, body = got
         if self._find(grant, body["metadata"]["clientJobId"]) is not None:
             return _json({"message": "A job with this clientJobId exists already"}, 409)
         return _json(self._insert(grant, body), 200)
@@ -115,13 +123,10 @@ class SampleWrites:
         return job
 
     async def _sync(self, request: Request) -> Response:
-        got = await self._request(request, WORKFLOW_EXECUTE)
+        got = await self._new_job(request)
         if isinstance(got, Response):
             return got
         grant, body = got
-        problem = _job_problem(body)
-        if problem is not None:
-            return _json({"message": problem}, 400)
         job = self._find(grant, body["metadata"]["clientJobId"])
         if job is None:
             return _json(self._insert(grant, body), 200)
