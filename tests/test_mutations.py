@@ -420,3 +420,20 @@ def test_free_form_json_nested_too_deeply_is_bad_input_without_a_call(
     assert answer["data"] == {"addJobMetadata": None}
     assert [error["extensions"]["code"] for error in answer["errors"]] == ["BAD_USER_INPUT"]
     assert writes_seen(sample) == []
+
+
+@pytest.mark.parametrize("bad_id", ["../admin", "a/b", "..", "x?y=1", "a#b", "z" * 201])
+def test_ids_that_could_name_another_path_are_refused_before_a_write(
+    gateway: BackgroundServer, sample: SampleUpstream, bad_id: str
+) -> None:
+    """A clientJobId or userId that would leave its one path segment: BAD_USER_INPUT, and
+    nothing is sent."""
+    answer = ask(
+        gateway,
+        "mutation($id: ID!) { a: abortJob(input: {clientJobId: $id}) { clientMutationId } "
+        'b: assignJob(input: {clientJobId: "c-1", userId: $id}) { clientMutationId } }',
+        {"id": bad_id},
+    )
+    assert answer["data"] == {"a": None, "b": None}
+    assert [error["extensions"]["code"] for error in answer["errors"]] == ["BAD_USER_INPUT"] * 2
+    assert writes_seen(sample) == []
