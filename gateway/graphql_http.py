@@ -229,10 +229,10 @@ class GraphQLEndpoint:
         # The digest of any header keys the response cache: only a bearer token's responses
         # are ever kept, so another header's lookup simply misses.
         credential = None if authorization is None else self._credentials.digest(authorization)
-        # The caller's write generation keys everything kept for it (read from Redis when
-        # replicas share it): None means it cannot be known, so nothing kept is used.
-        upstream = exchange.state["upstream"]
-        generation = None if credential is None else await upstream.cache.generation(credential)
+        # The bearer's write generation keys all kept for it (Redis's, when shared); None: unknown.
+        generation = None
+        if credential is not None and is_bearer(authorization):
+            generation = await exchange.state["upstream"].cache.generation(credential)
         cache_key = self._response_key(credential, query, params, exchange, generation)
         cached = self._cached(cache_key, record)
         if cached is not None:

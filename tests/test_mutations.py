@@ -437,3 +437,28 @@ def test_ids_that_could_name_another_path_are_refused_before_a_write(
     assert answer["data"] == {"a": None, "b": None}
     assert [error["extensions"]["code"] for error in answer["errors"]] == ["BAD_USER_INPUT"] * 2
     assert writes_seen(sample) == []
+
+
+def test_headers_that_are_no_bearer_token_cost_redis_nothing(
+    upstream: BackgroundServer, redis: RedisProcess
+) -> None:
+    """`Basic ...` is refused as UNAUTHENTICATED without reading a write generation from
+    Redis (only bearer tokens have cached answers to check)."""
+    shared = {"cache_url": redis.url, "cache_key_secret": "s", "cache_ttl": 60}
+    with served_gateway(upstream.url, **shared) as gateway:
+        before = redis.command("INFO", "commandstats").decode()
+        response = httpx.post(
+            f"{gateway.url}/graphql",
+            json={"query": "{ jobs { totalCount } }"},
+            headers={"authorization": "Basic dXNlcjpwYXNz"},
+        )
+        after = redis.command("INFO", "commandstats").decode()
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert _calls(after, "get") == _calls(before, "get")
+
+
+def _calls(stats: str, command: str) -> int:
+    for line in stats.splitlines():
+        if line.startswith(f"cmdstat_{command}:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
