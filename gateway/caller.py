@@ -91,7 +91,8 @@ class Caller:
     """The request's id, sent upstream with every call it causes."""
     generation: int = 0
     """The credential's write generation when the request began: part of every key it reads
-    and writes in the caches, so entries from before the caller's last write are not seen."""
+    and writes in the caches, so entries from before the caller's last write are not seen.
+    -1 when it could not be known: the request then bypasses the page cache."""
 
 
 class CredentialDigests:

@@ -241,7 +241,7 @@ class GraphQLEndpoint:
                 await persisted.remember(remember, query)
             return cached, "ok"
         caller = self._caller(
-            authorization, credential, record.request_id, exchange.share, generation or 0
+            authorization, credential, record.request_id, exchange.share, generation
         )
         context = RequestContext(self._settings, exchange.state["upstream"], authorization, caller)
         result = await self.execute(context, query, params, exchange.method)
@@ -259,7 +259,7 @@ class GraphQLEndpoint:
         credential: str | None,
         request_id: str,
         share: tuple[float, UpstreamBudget] | None,
-        generation: int,
+        generation: int | None,
     ) -> Caller | None:
         """The operation's `Caller`, when it carries a bearer token (else resolvers refuse it):
         with its own deadline and budget, or a batch's `share` of them."""
@@ -275,7 +275,7 @@ class GraphQLEndpoint:
             deadline,
             budget,
             request_id=request_id,
-            generation=generation,
+            generation=-1 if generation is None else generation,  # -1: unknown, no page cache
         )
 
     def _response_key(

@@ -106,3 +106,18 @@ async def test_a_fetch_in_flight_during_invalidation_is_not_kept() -> None:
     upstream.delay = 0
     await made.first_page("alice")
     assert upstream.total == 2
+
+
+async def test_an_unknown_generation_neither_reads_nor_keeps(
+    gateway: tuple[Gateway, PerTokenUpstream],
+) -> None:
+    """A request whose write generation could not be read (-1: Redis failing) goes to the
+    upstream every time and stores nothing, since what is kept may predate its last write."""
+    made, upstream = gateway
+    await made.first_page("alice")
+    blind = dataclasses.replace(made.caller("alice"), generation=-1)
+    for _ in range(2):
+        await made.client.team_jobs(blind, skip=0, limit=20)
+    await made.first_page("alice")
+    assert upstream.calls[("alice", "skip=0&limit=100")] == 3
+    assert blind.ledger.cache_hits == 0

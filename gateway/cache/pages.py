@@ -144,8 +144,14 @@ class BackendPageCache:
         caller waiting on it, and nothing is stored. The caller's ledger learns of the hit and
         when the rows expire (now, when they may not be kept).
         """
-        key = f"{KEY_PREFIX}:{caller.credential}:{caller.generation}:{resource}"
         ledger = caller.ledger
+        if caller.generation < 0:
+            # The caller's write generation is unknown (Redis failing): what is kept may
+            # predate its last write, so it is neither read nor added to.
+            fetched = await fetch()
+            ledger.data_expire(time.time())
+            return fetched.rows
+        key = f"{KEY_PREFIX}:{caller.credential}:{caller.generation}:{resource}"
         shared_fetch = self._in_flight.get(key)
         if shared_fetch is None:
             cached = await self.store.read(key)
