@@ -61,6 +61,10 @@ class CallLedger:
     """Upstream calls made (attempts, retries included)."""
     cache_hits: int = 0
     """Pages served from the page cache."""
+    rows_scanned: int = 0
+    """Rows filtered pages scanned."""
+    matches: int = 0
+    """Jobs filtered pages returned."""
     wrote: bool = False
     """Whether the request sent a write: its response is then never kept."""
     data_expires_at: float | None = None

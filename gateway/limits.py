@@ -79,6 +79,8 @@ class CallEstimate:
     max_page_size: int
     fetching: Fetching
     """How the upstream client fetches windows and finds a list's end: the plans counted."""
+    filter_scan_rows: int = 0
+    """Rows a filtered list field may scan (`GATEWAY_FILTER_SCAN_ROWS`)."""
 
     def field_calls(self, field_node: FieldNode, selected: frozenset[str]) -> int:
         """The worst case of upstream calls one root field can cost; `selected` holds the field
@@ -98,6 +100,13 @@ class CallEstimate:
             return 0
         arguments = {argument.name.value for argument in field_node.arguments or ()}
         counted = "last" in arguments and not {"before", "first"} & arguments
+        if "filter" in arguments:
+            # A filtered page scans up to its row limit; a filtered totalCount reads the whole
+            # list, bounded only as it runs (it alone fails past the budget).
+            calls = self.fetching.most_window_calls(self.filter_scan_rows)
+            return calls + (
+                self.fetching.most_end_search_calls(COUNTED_LIST_LENGTH) if counted else 0
+            )
         counted = counted or "totalCount" in selected
         calls = self.fetching.most_window_calls(self._page_size(field_node))
         if counted:

@@ -73,7 +73,8 @@ class Window:
         return self.size + 1
 
 
-def _check_count(name: str, value: int | None, max_page_size: int) -> None:
+def check_count(name: str, value: int | None, max_page_size: int) -> None:
+    """`BadUserInputError` for a `first`/`last` that is negative or above the maximum."""
     if value is None:
         return
     if value < 0:
@@ -101,8 +102,8 @@ def page_window(
     With `last` alone, `before` is the end to count back from, or else the end of the list,
     `list_length`, which the caller finds out first (see `needs_list_length`).
     """
-    _check_count("first", first, max_page_size)
-    _check_count("last", last, max_page_size)
+    check_count("first", first, max_page_size)
+    check_count("last", last, max_page_size)
     start = 0 if after is None else decode_cursor(after, "after") + 1
     end = None if before is None else max(start, decode_cursor(before, "before"))
     if first is None and last is None:

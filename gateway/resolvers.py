@@ -20,8 +20,21 @@ from strawberry.types import Info
 from gateway.caller import Caller
 from gateway.context import RequestContext
 from gateway.errors import BadUserInputError
+from gateway.filtering import (
+    JobFilter,
+    JobPredicate,
+    ScanLimits,
+    count_matches,
+    filtered_page,
+)
 from gateway.node_ids import job_id_from
-from gateway.pagination import Page, needs_list_length, page_from_rows, page_window
+from gateway.pagination import (
+    Page,
+    encode_cursor,
+    needs_list_length,
+    page_from_rows,
+    page_window,
+)
 from gateway.types import Job, JobConnection, JobEdge, Node, PageInfo
 from gateway.upstream import JobJSON, UpstreamClient
 
@@ -81,9 +94,14 @@ async def paginate(
     after: str | None,
     last: int | None,
     before: str | None,
+    given_filter: JobFilter | None = None,
 ) -> JobConnection:
-    """One page of `jobs` for the Relay arguments: one window fetched, counted only if needed."""
+    """One page of `jobs` for the Relay arguments: one window fetched, counted only if needed;
+    with a filter, a bounded scan (`gateway.filtering`)."""
     settings = context.settings
+    predicate = JobPredicate.of(given_filter)
+    if predicate is not None:
+        return await _filtered(context, jobs, predicate, (first, after, last, before))
     count = _once(jobs.count)
     choose = partial(
         page_window,
@@ -101,6 +119,39 @@ async def paginate(
         window = choose()
     rows = await jobs.window(window.start, window.fetch_limit)
     return connection_from_page(page_from_rows(window, rows), count)
+
+
+async def _filtered(
+    context: RequestContext,
+    jobs: JobList,
+    predicate: JobPredicate,
+    arguments: tuple[int | None, str | None, int | None, str | None],
+) -> JobConnection:
+    """A filtered page, counted (every match of the whole list) only if `totalCount` is asked."""
+    settings = context.settings
+    block = settings.fetch_block_size or settings.upstream_max_limit
+    limits = ScanLimits(
+        settings.filter_scan_rows, block, settings.default_page_size, settings.max_page_size
+    )
+    page = await filtered_page(jobs.window, jobs.count, predicate, limits, arguments)
+    caller = context.caller()
+    caller.ledger.rows_scanned += page.scanned
+    caller.ledger.matches += len(page.found)
+    nodes = cast(list[Job | None], [job for _, job in page.found])
+    return JobConnection(
+        edges=[
+            JobEdge(cursor=encode_cursor(position), node=cast(Job | None, job))
+            for position, job in page.found
+        ],
+        nodes=nodes,
+        page_info=PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=page.start_cursor,
+            end_cursor=page.end_cursor,
+        ),
+        counter=_once(partial(count_matches, jobs.window, predicate, block)),
+    )
 
 
 Window = Callable[..., Awaitable[list[JobJSON]]]
@@ -143,6 +194,13 @@ _LAST = strawberry.argument(
     description="Return the last N jobs of the window; without `before`, of the whole list."
 )
 _BEFORE = strawberry.argument(description="End just before the job with this cursor.")
+_FILTER = strawberry.argument(
+    description=(
+        "Only the jobs that match (every field given must hold). The list is scanned in "
+        "blocks, at most GATEWAY_FILTER_SCAN_ROWS rows per request: a page may come back short, "
+        "its `endCursor` (or `startCursor` backward) then marks where the scan stopped."
+    )
+)
 
 
 def _upstream_list_resolver(
@@ -156,10 +214,11 @@ def _upstream_list_resolver(
         after: Annotated[str | None, _AFTER] = None,
         last: Annotated[int | None, _LAST] = None,
         before: Annotated[str | None, _BEFORE] = None,
+        filter: Annotated[JobFilter | None, _FILTER] = None,
     ) -> JobConnection:
         context = info.context
         jobs = upstream_list(context, context.caller(), window, count)
-        return await paginate(context, jobs, first, after, last, before)
+        return await paginate(context, jobs, first, after, last, before, filter)
 
     resolve.__doc__ = summary
     return resolve
@@ -186,6 +245,7 @@ async def resolve_workflow_jobs(
     after: Annotated[str | None, _AFTER] = None,
     last: Annotated[int | None, _LAST] = None,
     before: Annotated[str | None, _BEFORE] = None,
+    filter: Annotated[JobFilter | None, _FILTER] = None,
 ) -> JobConnection:
     """`Query.workflowJobs`: the upstream lists them all at once; the gateway pages them."""
     context = info.context
@@ -193,7 +253,7 @@ async def resolve_workflow_jobs(
         raise BadUserInputError("`workflowId` must not be empty")
     caller = context.caller()
     jobs = in_memory_list(partial(context.upstream.workflow_jobs, caller, str(workflow_id)))
-    return await paginate(context, jobs, first, after, last, before)
+    return await paginate(context, jobs, first, after, last, before, filter)
 
 
 def _loader(

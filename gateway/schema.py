@@ -130,6 +130,7 @@ def build_schema(settings: Settings | None = None) -> GatewaySchema:
             default_page_size=settings.default_page_size,
             max_page_size=settings.max_page_size,
             fetching=Fetching(settings.upstream_max_limit, settings.fetch_block_size),
+            filter_scan_rows=settings.filter_scan_rows,
         )
         limits = DocumentLimits(
             max_depth=settings.max_depth,

@@ -187,6 +187,12 @@ class Settings:
         "Most connections (or requests in flight) one process serves at once; past it uvicorn "
         "answers 503.",
     )
+    filter_scan_rows: int = option(
+        1000,
+        parse.positive_int,
+        "Most rows of the underlying list one filtered page may scan; past it the page holds "
+        "what was found and its cursor says where the scan stopped.",
+    )
     upstream_call_budget: int = option(
         40,
         parse.positive_int,
