@@ -57,7 +57,7 @@ from gateway.logs import (
     request_id_from,
 )
 from gateway.metrics import Metrics
-from gateway.persisted_queries import PersistedQueries, PersistedQueryError
+from gateway.persisted_queries import PersistedQueries, PersistedQueryError, registers
 from gateway.redaction import redacting
 from gateway.response_cache import ResponseCache
 from gateway.schema import GatewaySchema
@@ -70,17 +70,6 @@ logger = logging.getLogger(__name__)
 _VARY_ACCEPT_ENCODING: Final = (b"vary", b"Accept-Encoding")
 QUERIES_ONLY: Final = frozenset({OperationType.QUERY})
 ALL_OPERATIONS: Final = frozenset({OperationType.QUERY, OperationType.MUTATION})
-
-
-def registers(caller: Caller | None, result: ExecutionResult) -> bool:
-    """Whether a query sent in full with its hash is remembered: the caller had a bearer
-    token (anonymous traffic cannot fill the shared store), the query ran (no request error),
-    and the upstream did not refuse the token."""
-    if caller is None or is_request_error(result):
-        return False
-    return all(
-        (error.extensions or {}).get("code") != "UNAUTHENTICATED" for error in result.errors or []
-    )
 
 
 class AppState(TypedDict):
@@ -188,6 +177,7 @@ class GraphQLEndpoint:
         """Count and log one operation's answer."""
         operation = self._metrics.operation_label(record.operation)
         self._metrics.count_request(operation, outcome, time.perf_counter() - record.started)
+        self._metrics.count_filtering(record.rows_scanned, record.matches)
         log_request(record, outcome=outcome, status=response.status_code)
         return response
 
@@ -246,8 +236,7 @@ class GraphQLEndpoint:
         context = RequestContext(self._settings, exchange.state["upstream"], authorization, caller)
         result = await self.execute(context, query, params, exchange.method)
         if caller is not None:
-            record.upstream_calls = caller.ledger.calls
-            record.cache_hits += caller.ledger.cache_hits
+            record.add(caller.ledger)
         if remember is not None and query is not None and registers(caller, result):
             assert persisted is not None
             await persisted.remember(remember, query)

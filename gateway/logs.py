@@ -19,9 +19,12 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
+
+if TYPE_CHECKING:
+    from gateway.caller import CallLedger
 
 REQUEST_ID_HEADER: Final = "x-request-id"
 REQUEST_ID_HEADER_BYTES: Final = REQUEST_ID_HEADER.encode()
@@ -45,8 +48,18 @@ class RequestRecord:
     upstream_calls: int = 0
     cache_hits: int = 0
     error_codes: list[str] = field(default_factory=list)
+    rows_scanned: int = 0
+    """Rows filtered pages scanned (logged when some were)."""
+    matches: int = 0
+    """Jobs filtered pages returned."""
     batch: str | None = None
     """`i/n` for the i-th operation of a batched request of n (logged only then)."""
+
+    def add(self, ledger: CallLedger) -> None:
+        """Take in what the operation's upstream work cost (its caller's ledger)."""
+        self.upstream_calls = ledger.calls
+        self.cache_hits += ledger.cache_hits
+        self.rows_scanned, self.matches = ledger.rows_scanned, ledger.matches
 
 
 def request_id_from(header: str | None) -> str:
@@ -74,6 +87,11 @@ def log_request(record: RequestRecord, *, outcome: str, status: int) -> None:
                 "cache_hits": record.cache_hits,
                 "error_codes": record.error_codes,
                 **({"batch": record.batch} if record.batch is not None else {}),
+                **(
+                    {"rows_scanned": record.rows_scanned, "matches": record.matches}
+                    if record.rows_scanned
+                    else {}
+                ),
             }
         },
     )

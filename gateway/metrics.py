@@ -110,6 +110,16 @@ class Metrics:
             "Upstream calls saved because an identical call was already in flight.",
             registry=registry,
         )
+        self.filter_rows_scanned = Counter(
+            "gateway_filter_rows_scanned",
+            "Rows of the underlying lists that filtered pages scanned.",
+            registry=registry,
+        )
+        self.filter_matches = Counter(
+            "gateway_filter_matches",
+            "Jobs that filtered pages returned.",
+            registry=registry,
+        )
         self.persisted_queries = Counter(
             "gateway_persisted_queries",
             "Automatic persisted query lookups by result (hit, miss, registered).",
@@ -128,6 +138,12 @@ class Metrics:
             self._request_children[(operation, outcome)] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def count_filtering(self, rows_scanned: int, matches: int) -> None:
+        """Count what filtered pages scanned and returned (nothing for unfiltered requests)."""
+        if rows_scanned:
+            self.filter_rows_scanned.inc(rows_scanned)
+            self.filter_matches.inc(matches)
 
     def count_cache(self, backend: str, result: str) -> None:
         """Count one cache operation (children cached, like `count_request`)."""

@@ -18,7 +18,11 @@ import hashlib
 import re
 from typing import Any
 
+from strawberry.types import ExecutionResult
+
 from gateway.cache import GuardedBackend, backend_for
+from gateway.caller import Caller
+from gateway.graphql_request import is_request_error
 from gateway.memory_store import MemoryStore
 from gateway.metrics import Metrics
 from gateway.settings import Settings
@@ -98,3 +102,14 @@ def new_persisted_queries(
         return None
     backend = backend_for(settings.cache_url, timeout=settings.cache_timeout, store=store)
     return PersistedQueries(GuardedBackend(backend, metrics), settings.apq_ttl, metrics)
+
+
+def registers(caller: Caller | None, result: ExecutionResult) -> bool:
+    """Whether a query sent in full with its hash is remembered: the caller had a bearer
+    token (anonymous traffic cannot fill the shared store), the query ran (no request error),
+    and the upstream did not refuse the token."""
+    if caller is None or is_request_error(result):
+        return False
+    return all(
+        (error.extensions or {}).get("code") != "UNAUTHENTICATED" for error in result.errors or []
+    )

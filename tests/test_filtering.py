@@ -14,6 +14,10 @@ from gateway.errors import BadUserInputError
 from gateway.filtering import JobFilter, JobPredicate, ScanLimits, filtered_page
 from gateway.pagination import decode_cursor
 from gateway.sample_jobs import sample_team_jobs
+from gateway.sample_upstream import SampleUpstream
+from gateway.scalars import DateTime
+
+from .conftest import asgi_client, graphql, in_process_gateway
 
 pytestmark = pytest.mark.anyio
 JOBS = sample_team_jobs("apiteam", 237)
@@ -23,7 +27,9 @@ STATUSES = sorted({job["metadata"]["status"] for job in JOBS})
 def test_values_that_are_not_what_they_claim_never_match() -> None:
     """A status that is no string, an unparseable `created`, a job that is no object: no
     match, no error."""
-    predicate = JobPredicate.of(JobFilter(status=["Active"], createdAfter="2020-01-01T00:00:00Z"))
+    predicate = JobPredicate.of(
+        JobFilter(status=["Active"], createdAfter=DateTime("2020-01-01T00:00:00Z"))
+    )
     assert predicate is not None
     odd = [
         {"metadata": {"status": ["Active"], "created": "2021-01-01T00:00:00Z"}},
@@ -43,8 +49,11 @@ def test_values_that_are_not_what_they_claim_never_match() -> None:
     "given_filter",
     [
         JobFilter(status=[]),
-        JobFilter(createdAfter="2021-02-01T00:00:00Z", createdBefore="2021-01-01T00:00:00Z"),
-        JobFilter(updatedAfter="2021-13-01T00:00:00Z"),
+        JobFilter(
+            createdAfter=DateTime("2021-02-01T00:00:00Z"),
+            createdBefore=DateTime("2021-01-01T00:00:00Z"),
+        ),
+        JobFilter(updatedAfter=DateTime("2021-13-01T00:00:00Z")),
     ],
 )
 def test_bad_filters_are_bad_user_input(given_filter: JobFilter) -> None:
@@ -118,3 +127,119 @@ def test_walking_a_filtered_list_yields_exactly_its_matches_in_order(
     limits = ScanLimits(max_rows=max_rows, block=block, default_page_size=20, max_page_size=100)
     seen, _ = asyncio.run(walk(predicate, limits, size, forward=forward))
     assert seen == [index for index, job in enumerate(JOBS) if predicate.matches(job)]
+
+
+FILTERED = """query($filter: JobFilter, $after: String) {
+  jobs(first: 5, after: $after, filter: $filter) {
+    edges { cursor node { metadata { status jobTitle } } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}"""
+
+
+async def ask(app: Any, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    async with asgi_client(app) as client:
+        return await graphql(client, query, variables or {})
+
+
+async def test_a_filtered_page_holds_the_first_matches_with_their_list_positions() -> None:
+    """Five Completed jobs, each edge's cursor its position in the whole list, equal to
+    filtering the list; the log line says what was scanned and returned."""
+    sample = SampleUpstream()
+    app = in_process_gateway(sample.app())
+    body = await ask(app, FILTERED, {"filter": {"status": ["Completed"]}})
+    edges = body["data"]["jobs"]["edges"]
+    expected = [
+        i
+        for i, job in enumerate(sample.jobs_of("apiteam"))
+        if job["metadata"]["status"] == "Completed"
+    ]
+    assert [decode_cursor(edge["cursor"], "c") for edge in edges] == expected[:5]
+    assert {edge["node"]["metadata"]["status"] for edge in edges} == {"Completed"}
+    assert body["data"]["jobs"]["pageInfo"]["hasNextPage"] is True
+
+
+async def test_filtered_and_unfiltered_pages_share_their_blocks_and_warm_scans_are_free() -> None:
+    """A filtered query repeated within the TTL, and an unfiltered page of the same rows,
+    make no upstream call after the first scan."""
+    sample = SampleUpstream()
+    app = in_process_gateway(sample.app())
+    await ask(app, FILTERED, {"filter": {"titleContains": "audit"}})
+    calls = len(sample.seen)
+    await ask(app, FILTERED, {"filter": {"titleContains": "AUDIT"}})
+    await ask(app, "{ jobs(first: 20) { nodes { jobId } } }")
+    assert calls >= 1
+    assert len(sample.seen) == calls
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"status": []},
+        {"createdAfter": "yesterday"},
+        {"createdAfter": "2021-02-01T00:00:00Z", "createdBefore": "2021-01-01T00:00:00Z"},
+    ],
+)
+async def test_bad_filter_values_cost_no_call(bad: dict[str, Any]) -> None:
+    """Empty status list, malformed DateTime, bounds that admit nothing: BAD_USER_INPUT (or
+    the variable's coercion error), and the upstream sees nothing."""
+    sample = SampleUpstream()
+    body = await ask(in_process_gateway(sample.app()), FILTERED, {"filter": bad})
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert list(sample.seen) == []
+
+
+async def test_a_scan_that_stops_early_says_where_and_the_next_page_continues() -> None:
+    """Scanning at most 50 rows for a title nobody has: no edges, hasNextPage, and endCursor
+    at row 49; the next page, after it, scans rows 50 to 99."""
+    sample = SampleUpstream()
+    app = in_process_gateway(sample.app(), filter_scan_rows=50)
+    first = (await ask(app, FILTERED, {"filter": {"titleContains": "zzz"}}))["data"]["jobs"]
+    after = first["pageInfo"]["endCursor"]
+    second = await ask(app, FILTERED, {"filter": {"titleContains": "zzz"}, "after": after})
+    assert first["edges"] == []
+    assert first["pageInfo"]["hasNextPage"] is True
+    assert decode_cursor(after, "c") == 49
+    assert decode_cursor(second["data"]["jobs"]["pageInfo"]["endCursor"], "c") == 99
+
+
+async def test_a_filtered_total_count_counts_every_match_or_fails_alone() -> None:
+    """totalCount with a filter counts the matches of the whole list; when that needs more
+    calls than the budget, totalCount alone is null with UPSTREAM_BUDGET_EXCEEDED."""
+    sample = SampleUpstream()
+    query = '{ jobs(first: 2, filter: {status: ["Completed"]}) { totalCount nodes { jobId } } }'
+    counted = await ask(in_process_gateway(sample.app()), query)
+    expected = sum(job["metadata"]["status"] == "Completed" for job in sample.jobs_of("apiteam"))
+    assert counted["data"]["jobs"]["totalCount"] == expected
+    longer = SampleUpstream(teams={"apiteam": 600})
+    tight = await ask(
+        in_process_gateway(longer.app(), upstream_call_budget=3, filter_scan_rows=100), query
+    )
+    assert tight["data"]["jobs"]["totalCount"] is None
+    assert len(tight["data"]["jobs"]["nodes"]) == 2
+    assert [error["extensions"]["code"] for error in tight["errors"]] == [
+        "UPSTREAM_BUDGET_EXCEEDED"
+    ]
+
+
+async def test_my_jobs_and_workflow_jobs_take_the_filter_too() -> None:
+    """The same JobFilter narrows myJobs and workflowJobs."""
+    sample = SampleUpstream()
+    job = sample.jobs_of("apiteam")[0]
+    workflow = job["metadata"]["workflowId"]
+    body = await ask(
+        in_process_gateway(sample.app()),
+        """query($w: ID!, $s: [String!]) {
+          myJobs(first: 50, filter: {status: $s}) { nodes { metadata { status } } }
+          workflowJobs(workflowId: $w, first: 50, filter: {status: $s}) {
+            nodes { metadata { status workflowId } }
+          }
+        }""",
+        {"w": workflow, "s": [job["metadata"]["status"]]},
+    )
+    mine = body["data"]["myJobs"]["nodes"]
+    flow = body["data"]["workflowJobs"]["nodes"]
+    assert mine
+    assert flow
+    assert {node["metadata"]["status"] for node in mine + flow} == {job["metadata"]["status"]}
+    assert {node["metadata"]["workflowId"] for node in flow} == {workflow}
