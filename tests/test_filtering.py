@@ -4,6 +4,7 @@ backward, short pages included, equal to filtering the whole list (hypothesis)."
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -243,3 +244,17 @@ async def test_my_jobs_and_workflow_jobs_take_the_filter_too() -> None:
     assert flow
     assert {node["metadata"]["status"] for node in mine + flow} == {job["metadata"]["status"]}
     assert {node["metadata"]["workflowId"] for node in flow} == {workflow}
+
+
+async def test_rows_scanned_and_matches_are_logged_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The request's log line carries rows_scanned and matches; the metrics add them up."""
+    caplog.set_level(logging.INFO, logger="gateway.request")
+    app = in_process_gateway(SampleUpstream().app(), filter_scan_rows=60)
+    await ask(app, FILTERED, {"filter": {"titleContains": "zzz"}})
+    (line,) = [record.fields for record in caplog.records if hasattr(record, "fields")]
+    registry = app.state.metrics.registry
+    assert (line["rows_scanned"], line["matches"]) == (60, 0)
+    assert registry.get_sample_value("gateway_filter_rows_scanned_total") == 60.0
+    assert registry.get_sample_value("gateway_filter_matches_total") == 0.0
