@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from gateway.background import BackgroundServer
+from gateway.sample_upstream import SampleUpstream
 from tests.conftest import NODE_DIR, run_node, served_gateway
 
 REPOSITORY = Path(__file__).parent.parent
@@ -140,3 +141,23 @@ def test_codegen_types_fields_that_fail_only_with_an_error_as_non_null(generated
     (overview,) = re.findall(r"^export type OverviewQuery = (.*);$", types, re.MULTILINE)
     assert "jobs: { __typename?: 'JobConnection', totalCount: number," in overview
     assert "mine: { __typename?: 'JobConnection'" in overview
+
+
+def test_client_paging_keeps_working_across_short_filtered_pages(
+    node_clients: Path, sample_server: BackgroundServer, sample_upstream: SampleUpstream
+) -> None:
+    """With scans of 30 rows, pages of a sparse filter come back short or empty; Apollo
+    Client's relayStylePagination (pages merged as fetchMore merges them) and urql paging on
+    endCursor both end with exactly the matching jobs, in list order."""
+    expected = [
+        job["jobId"]
+        for job in sample_upstream.jobs_of("apiteam")
+        if "audit" in job["metadata"]["jobTitle"].casefold()
+        and job["metadata"]["status"] == "Abandoned"
+    ]
+    sparse = {"titleContains": "Audit", "status": ["Abandoned"]}
+    with served_gateway(sample_server.url, filter_scan_rows=30) as gateway:
+        got = run_node("filtered.mjs", f"{gateway.url}/graphql", "demo-token", json.dumps(sparse))
+    assert got["shortPages"] > 0
+    assert got["apolloJobs"] == expected
+    assert got["urqlJobs"] == expected
