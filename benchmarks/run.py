@@ -23,7 +23,9 @@ machine; the report adds REV's requests/s and the ratio.
 Scenarios: `miss` (cache off, `jobs(first: 20)` with 15 fields including
 `metadata.currentStep.singleStep`), `hit` (the same with the cache on), `wide` (`jobs(first:
 100)` selecting every field, cache on), `many-tokens` (200 tokens round-robin, cache on);
-`hit gzip`, `miss br`, ... and `wide zstd`: the same with a client accepting that encoding.
+`hit gzip`, `miss br`, ... and `wide zstd`: the same with a client accepting that encoding;
+`filtered warm` and `filtered cold`: the narrow page with a filter matching about 1 job in 10,
+cache on and off, reported against `hit` and `miss`.
 """
 
 from __future__ import annotations
@@ -54,6 +56,14 @@ NARROW_QUERY = (
     "query Bench { jobs(first: 20) { edges { cursor node { jobId team metadata { jobTitle "
     "status created updated workflowName username currentStep { singleStep { stepTitle "
     "stepNumber stepType started } } } } } pageInfo { hasNextPage endCursor } } }"
+)
+
+
+# The narrow query filtered to about 1 job in 10 (24 of the 237): `first: 20` scans about 200
+# rows, two or three 100-row blocks.
+FILTERED_QUERY = NARROW_QUERY.replace(
+    "jobs(first: 20)",
+    'jobs(first: 20, filter: {titleContains: "Audit", status: ["Completed", "Paused"]})',
 )
 
 
@@ -316,6 +326,9 @@ def main() -> None:
             for encoding in ("gzip", "br", "zstd")
         ),
         Scenario("wide zstd", every_field_query(), "60", accept_encoding="zstd"),
+        # Filters (issue 16): the narrow page filtered, warm (blocks cached) and cold.
+        Scenario("filtered warm", FILTERED_QUERY, "60"),
+        Scenario("filtered cold", FILTERED_QUERY, "0"),
         # Multi-core: the many-tokens load over the Redis cache, one worker against two.
         Scenario("redis 1 worker", NARROW_QUERY, "60", tokens=200, workers=1, redis=True),
         Scenario("redis 2 workers", NARROW_QUERY, "60", tokens=200, workers=2, redis=True),
@@ -428,6 +441,7 @@ def report(results: dict[str, Figures], seconds: float, runs: int) -> None:
     print("ratio = requests/s divided by the ceiling's")
     print(f"{'scenario':<17}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'peak RSS MB':>13}{'ratio':>8}")
     names = ("upstream direct", "ceiling", "bare strawberry", "miss", "hit", "wide", "many-tokens")
+    names = (*names, "filtered warm", "filtered cold")
     for name in (*names, "redis 1 worker", "redis 2 workers"):
         if name not in results:
             continue
@@ -442,6 +456,10 @@ def report(results: dict[str, Figures], seconds: float, runs: int) -> None:
     if "bare strawberry" in results and "miss" in results:
         times = results["miss"].rps / results["bare strawberry"].rps
         print(f"miss / bare strawberry = {times:.1f}")
+    for filtered, plain in (("filtered warm", "hit"), ("filtered cold", "miss")):
+        if filtered in results and plain in results:
+            ratio = results[filtered].rps / results[plain].rps
+            print(f"{filtered} / {plain} = {ratio:.2f}")
     if "redis 1 worker" in results and "redis 2 workers" in results:
         scaling = results["redis 2 workers"].rps / results["redis 1 worker"].rps
         print(f"2 workers / 1 worker (Redis cache) = {scaling:.2f}")
