@@ -440,8 +440,10 @@ def report(results: dict[str, Figures], seconds: float, runs: int) -> None:
     print(f"\n{CONNECTIONS} connections, {runs} runs x {seconds:g} s each, medians")
     print("ratio = requests/s divided by the ceiling's")
     print(f"{'scenario':<17}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'peak RSS MB':>13}{'ratio':>8}")
-    names = ("upstream direct", "ceiling", "bare strawberry", "miss", "hit", "wide", "many-tokens")
-    names = (*names, "filtered warm", "filtered cold")
+    names: tuple[str, ...] = (
+        *("upstream direct", "ceiling", "bare strawberry", "miss", "hit", "wide", "many-tokens"),
+        *("filtered warm", "filtered cold"),
+    )
     for name in (*names, "redis 1 worker", "redis 2 workers"):
         if name not in results:
             continue
@@ -458,8 +460,8 @@ def report(results: dict[str, Figures], seconds: float, runs: int) -> None:
         print(f"miss / bare strawberry = {times:.1f}")
     for filtered, plain in (("filtered warm", "hit"), ("filtered cold", "miss")):
         if filtered in results and plain in results:
-            ratio = results[filtered].rps / results[plain].rps
-            print(f"{filtered} / {plain} = {ratio:.2f}")
+            share = results[filtered].rps / results[plain].rps
+            print(f"{filtered} / {plain} = {share:.2f}")
     if "redis 1 worker" in results and "redis 2 workers" in results:
         scaling = results["redis 2 workers"].rps / results["redis 1 worker"].rps
         print(f"2 workers / 1 worker (Redis cache) = {scaling:.2f}")
