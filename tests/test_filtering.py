@@ -258,3 +258,61 @@ async def test_rows_scanned_and_matches_are_logged_and_counted(
     assert (line["rows_scanned"], line["matches"]) == (60, 0)
     assert registry.get_sample_value("gateway_filter_rows_scanned_total") == 60.0
     assert registry.get_sample_value("gateway_filter_matches_total") == 0.0
+
+
+GRAPHQL_WALK = """query(
+  $filter: JobFilter, $first: Int, $after: String, $last: Int, $before: String
+) {
+  jobs(first: $first, after: $after, last: $last, before: $before, filter: $filter) {
+    edges { cursor node { jobId } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}"""
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    given_filter=st.fixed_dictionaries(
+        {},
+        optional={
+            "status": st.lists(st.sampled_from(STATUSES), min_size=1, max_size=2),
+            "titleContains": st.sampled_from(["audit", "PUMP", "#2"]),
+        },
+    ),
+    size=st.integers(1, 9),
+    scan_rows=st.integers(20, 150),
+    forward=st.booleans(),
+)
+def test_walks_through_the_gateway_over_the_sample_upstream_equal_the_reference(
+    given_filter: dict[str, Any], size: int, scan_rows: int, forward: bool
+) -> None:
+    """The same walks as GraphQL requests to the gateway app over the sample upstream (the
+    cache's real blocks, the real cursors): exactly the matching jobs, in list order."""
+    sample = SampleUpstream()
+    app = in_process_gateway(sample.app(), filter_scan_rows=scan_rows)
+    predicate = JobPredicate.of(JobFilter(**given_filter))
+    jobs = sample.jobs_of("apiteam")
+    expected = [job["jobId"] for job in jobs if predicate is None or predicate.matches(job)]
+
+    async def walk() -> list[str]:
+        seen: list[str] = []
+        cursor = None
+        async with asgi_client(app) as client:
+            for _ in range(500):
+                variables: dict[str, Any] = {"filter": given_filter}
+                variables.update(
+                    {"first": size, "after": cursor}
+                    if forward
+                    else {"last": size, "before": cursor}
+                )
+                body = await graphql(client, GRAPHQL_WALK, variables)
+                page = body["data"]["jobs"]
+                ids = [edge["node"]["jobId"] for edge in page["edges"]]
+                seen = seen + ids if forward else ids + seen
+                info = page["pageInfo"]
+                if not (info["hasNextPage"] if forward else info["hasPreviousPage"]):
+                    return seen
+                cursor = info["endCursor"] if forward else info["startCursor"]
+        raise AssertionError("the walk did not end")
+
+    assert asyncio.run(walk()) == expected
