@@ -4,6 +4,7 @@ gateway and across two replicas sharing one Redis."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -462,3 +463,40 @@ def _calls(stats: str, command: str) -> int:
         if line.startswith(f"cmdstat_{command}:"):
             return int(line.split("calls=")[1].split(",")[0])
     return 0
+
+
+def test_a_write_that_times_out_is_not_retried_and_drops_the_callers_cache() -> None:
+    """An upstream that answers a write too late: UPSTREAM_TIMEOUT after one attempt, and the
+    caller's next read goes upstream again (the write may have happened)."""
+    posts: list[str] = []
+    gets: list[str] = []
+
+    async def slow_write(request: Request) -> Response:
+        posts.append(request.url.path)
+        await asyncio.sleep(1.0)
+        return Response('{"success": true}', media_type="application/json")
+
+    async def page(request: Request) -> Response:
+        gets.append(request.url.query)
+        return Response("[]", media_type="application/json")
+
+    app = Starlette(
+        routes=[
+            Route("/jobs/v1/", page, methods=["GET"]),
+            Route("/jobs/v1/{path:path}", slow_write, methods=["POST"]),
+        ]
+    )
+    read = "{ jobs(first: 5) { nodes { jobId } } }"
+    with (
+        BackgroundServer(app) as slow,
+        served_gateway(slow.url, upstream_timeout=0.2, upstream_retries=3) as gateway,
+    ):
+        ask(gateway, read)
+        ask(gateway, read)
+        answer = ask(
+            gateway, 'mutation { abortJob(input: {clientJobId: "c-1"}) { clientMutationId } }'
+        )
+        ask(gateway, read)
+    assert answer["errors"][0]["extensions"]["code"] == "UPSTREAM_TIMEOUT"
+    assert posts == ["/jobs/v1/c-1/abort"]
+    assert len(gets) == 2  # once before the write (then cached), once after it
