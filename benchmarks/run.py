@@ -279,6 +279,10 @@ def run_scenario(
             first = httpx.post(
                 url, json={"query": scenario.query}, headers={"authorization": "Bearer bench-0"}
             )
+            if "errors" in first.json() and root != ROOT:
+                # The other commit predates what the scenario asks for (a filter, ...).
+                print(f"{scenario.name}: skipped for {root.name}: {first.text[:120]}")
+                continue
             assert "errors" not in first.json(), first.text[:500]
             if scenario.name == "miss" and root == ROOT:
                 (directory / "response.json").write_bytes(first.content)
