@@ -291,7 +291,7 @@ def run_scenario(
             pids.append(gateway.pid)
         # Alternate the gateways run by run, in turn first and second (A B, B A, ...): both
         # see the same machine, and neither always follows the other.
-        runs: list[list[Figures]] = [[] for _ in roots]
+        runs: list[list[Figures]] = [[] for _ in urls]
         for round_ in range(args.runs):
             order = list(enumerate(urls))
             for index, url in order if round_ % 2 == 0 else reversed(order):
