@@ -3,9 +3,9 @@
 Each takes one `input` (with an optional `clientMutationId`, echoed in its payload) and makes
 its write through `UpstreamClient.writes`, which sends it once and drops the caller's cached
 reads. `JobPayload.job` is the job after the write: the write's answer when that is a job,
-else read back by `clientJobId` (one more call, fresh: the cache was just dropped). The fields
-run one after another, in order (the GraphQL spec's rule for mutations), each a call of the
-request's budget. Every payload is nullable and `@semanticNonNull`, like the reads: one failed
+else read back by `clientJobId` (one more call, around the cache: a request that wrote reads
+nothing kept). The fields run one after another, in order (the GraphQL spec's rule for
+mutations), each a call of the request's budget. Every payload is nullable and `@semanticNonNull`, like the reads: one failed
 mutation leaves the others' payloads.
 """
 

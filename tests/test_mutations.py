@@ -500,3 +500,26 @@ def test_a_write_that_times_out_is_not_retried_and_drops_the_callers_cache() -> 
     assert answer["errors"][0]["extensions"]["code"] == "UPSTREAM_TIMEOUT"
     assert posts == ["/jobs/v1/c-1/abort"]
     assert len(gets) == 2  # once before the write (then cached), once after it
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_the_payload_shows_the_job_after_the_write_even_when_it_was_cached(
+    upstream: BackgroundServer, sample: SampleUpstream, redis: RedisProcess, backend: str
+) -> None:
+    """The job read before the write is cached; the mutation's payload reads it back fresh
+    (never from entries the write made stale), in memory and on Redis."""
+    shared = (
+        {"cache_url": redis.url, "cache_key_secret": "s", "cache_ttl": 60}
+        if backend == "redis"
+        else {"cache_ttl": 60}
+    )
+    job = open_job(sample)
+    with served_gateway(upstream.url, **shared) as gateway:
+        read = ask(gateway, f'{{ job(clientJobId: "{job}") {{ metadata {{ status }} }} }}')
+        answer = ask(
+            gateway,
+            f'mutation {{ abortJob(input: {{clientJobId: "{job}"}}) '
+            "{ job { metadata { status } } } }",
+        )
+    assert read["data"]["job"]["metadata"]["status"] != "Aborted"
+    assert answer["data"]["abortJob"]["job"]["metadata"]["status"] == "Aborted"

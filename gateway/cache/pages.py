@@ -145,9 +145,10 @@ class BackendPageCache:
         when the rows expire (now, when they may not be kept).
         """
         ledger = caller.ledger
-        if caller.generation < 0:
-            # The caller's write generation is unknown (Redis failing): what is kept may
-            # predate its last write, so it is neither read nor added to.
+        if caller.generation < 0 or ledger.wrote:
+            # The caller's write generation is unknown (Redis failing), or this request wrote
+            # (its keys hold the generation from before): what is kept may predate the write,
+            # so it is neither read nor added to.
             fetched = await fetch()
             ledger.data_expire(time.time())
             return fetched.rows
