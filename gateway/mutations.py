@@ -5,8 +5,8 @@ its write through `UpstreamClient.writes`, which sends it once and drops the cal
 reads. `JobPayload.job` is the job after the write: the write's answer when that is a job,
 else read back by `clientJobId` (one more call, around the cache: a request that wrote reads
 nothing kept). The fields run one after another, in order (the GraphQL spec's rule for
-mutations), each a call of the request's budget. Every payload is nullable and `@semanticNonNull`, like the reads: one failed
-mutation leaves the others' payloads.
+mutations), each a call of the request's budget. Every payload is nullable and
+`@semanticNonNull`, like the reads: one failed mutation leaves the others' payloads.
 """
 
 from __future__ import annotations
