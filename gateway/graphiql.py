@@ -102,6 +102,8 @@ class GraphiQLAssets:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The last two segments: Starlette versions differ in what a mounted app's path holds.
         *_, version, name = scope["path"].split("/")
+        if scope["method"] not in ("GET", "HEAD"):
+            raise HTTPException(405, "Assets are read with GET", headers={"allow": "GET, HEAD"})
         if version != self.version or name not in ASSETS:
             raise HTTPException(404, "No such GraphiQL asset (it may be from an older version)")
         accept = dict(scope["headers"]).get(b"accept-encoding", b"").decode("latin-1")

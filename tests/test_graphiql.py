@@ -58,8 +58,10 @@ async def test_assets_are_versioned_precompressed_and_kept_for_a_year() -> None:
             re.sub(r"/assets/[0-9a-f]+/", "/assets/0123456789abcdef/", urls[0])
         )
         outside = await client.get(urls[0].rsplit("/", 1)[0] + "/../../../settings.py")
+        posted = await client.post(urls[0])
     assert stale.status_code == 404
     assert stale.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert (posted.status_code, posted.headers["allow"]) == (405, "GET, HEAD")
     assert outside.status_code == 404
 
 
