@@ -523,3 +523,23 @@ def test_the_payload_shows_the_job_after_the_write_even_when_it_was_cached(
         )
     assert read["data"]["job"]["metadata"]["status"] != "Aborted"
     assert answer["data"]["abortJob"]["job"]["metadata"]["status"] == "Aborted"
+
+
+@pytest.mark.parametrize(
+    "mutation",
+    [
+        'createJob(input: {job: {metadata: {jobTitle: "no id"}}}) { clientMutationId }',
+        'syncJob(input: {job: {metadata: {clientJobId: "  "}}}) { clientMutationId }',
+        'updateJob(input: {clientJobId: "c-1", metadata: {}}) { clientMutationId }',
+        'addJobMetadata(input: {clientJobId: "c-1", metadata: ["a"]}) { clientMutationId }',
+    ],
+    ids=["create-without-id", "sync-blank-id", "update-nothing", "metadata-not-an-object"],
+)
+def test_inputs_that_cannot_make_a_write_are_refused_without_one(
+    gateway: BackgroundServer, sample: SampleUpstream, mutation: str
+) -> None:
+    """No clientJobId to name the job by, nothing to update, metadata that is no object:
+    BAD_USER_INPUT and nothing sent."""
+    answer = ask(gateway, f"mutation {{ {mutation} }}")
+    assert [error["extensions"]["code"] for error in answer["errors"]] == ["BAD_USER_INPUT"]
+    assert writes_seen(sample) == []
