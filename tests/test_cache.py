@@ -19,6 +19,9 @@ import httpx
 import pytest
 
 from gateway.background import BackgroundServer
+from gateway.cache import GuardedBackend, backend_for
+from gateway.memory_store import MemoryStore
+from gateway.metrics import Metrics
 from gateway.pagination import encode_cursor
 from gateway.sample_upstream import SampleUpstream
 
@@ -347,3 +350,25 @@ async def test_network_gateway_with_memory_cache_over_tcp(
         await graphql(client, PAGE)
         await graphql(client, PAGE)
     assert len(seen.seen) == 1
+
+
+async def test_a_burst_past_the_redis_pool_waits_instead_of_failing(redis: RedisProcess) -> None:
+    """500 Redis reads at once, five times the pool's connections: each waits its turn for a
+    connection (within the cache timeout) instead of failing, so a burst of requests does not
+    look like an outage that switches the cache off."""
+    metrics = Metrics()
+    store = GuardedBackend(backend_for(redis.url, timeout=2.0, store=MemoryStore(1 << 20)), metrics)
+    try:
+        await store.write("k", {"rows": []}, 60)
+        values = await asyncio.gather(*(store.read("k") for _ in range(500)))
+        counters = await asyncio.gather(*(store.counter("generation") for _ in range(500)))
+    finally:
+        await store.close()
+    assert values == [{"rows": []}] * 500
+    assert counters == [0] * 500
+    assert (
+        metrics.registry.get_sample_value(
+            "gateway_cache_operations_total", {"backend": "redis", "result": "error"}
+        )
+        is None
+    )

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import orjson
+import redis.asyncio
 from aiocache import RedisCache
 from aiocache.base import BaseCache
 from aiocache.serializers import BaseSerializer
@@ -43,6 +44,10 @@ class OrjsonSerializer(BaseSerializer):  # type: ignore[misc]
         return None if value is None else orjson.loads(value)
 
 
+_REDIS_CONNECTIONS = 100
+"""Connections one process keeps to Redis at most (redis-py's default cap)."""
+
+
 def backend_for(url: str, *, timeout: float, store: MemoryStore) -> BaseCache:
     """The aiocache backend a `GATEWAY_CACHE_URL` names (validated by `settings`): `memory://`
     keeps its entries in `store`, the app's byte-bounded memory."""
@@ -53,7 +58,14 @@ def backend_for(url: str, *, timeout: float, store: MemoryStore) -> BaseCache:
         # README.md, "Memory"), immutable, so no request can alter what another reads, and
         # measurable.
         return MemoryBackend(store, serializer=OrjsonSerializer(), timeout=None)
-    pool_options: dict[str, Any] = {"socket_timeout": timeout, "retry_on_timeout": False}
+    # A blocking pool: past its connections a call waits (within the cache timeout) for a free
+    # one. redis-py's default pool raises at once past 100, and a burst of requests would then
+    # look like a Redis outage and switch the cache off for everyone.
+    pool_options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "retry_on_timeout": False,
+        "timeout": timeout,
+    }
     if parts.username:
         pool_options["username"] = unquote(parts.username)
     return RedisCache(
@@ -63,6 +75,8 @@ def backend_for(url: str, *, timeout: float, store: MemoryStore) -> BaseCache:
         password=unquote(parts.password) if parts.password else None,
         ssl=parts.scheme == "rediss",
         create_connection_timeout=timeout,
+        pool_max_size=_REDIS_CONNECTIONS,
+        connection_pool_class=redis.asyncio.BlockingConnectionPool,
         connection_pool_kwargs=pool_options,
         serializer=OrjsonSerializer(),
         timeout=timeout,
