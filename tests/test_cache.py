@@ -359,7 +359,7 @@ async def test_a_burst_past_the_redis_pool_waits_instead_of_failing(redis: Redis
     metrics = Metrics()
     store = GuardedBackend(backend_for(redis.url, timeout=2.0, store=MemoryStore(1 << 20)), metrics)
     try:
-        await store.write("k", {"rows": []}, 60)
+        await store.write("k", {"rows": []}, 60.0)
         values = await asyncio.gather(*(store.read("k") for _ in range(500)))
         counters = await asyncio.gather(*(store.counter("generation") for _ in range(500)))
     finally:
