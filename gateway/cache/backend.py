@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import orjson
-import redis.asyncio
 from aiocache import RedisCache
 from aiocache.base import BaseCache
 from aiocache.serializers import BaseSerializer
@@ -44,8 +43,9 @@ class OrjsonSerializer(BaseSerializer):  # type: ignore[misc]
         return None if value is None else orjson.loads(value)
 
 
-_REDIS_CONNECTIONS = 100
-"""Connections one process keeps to Redis at most (redis-py's default cap)."""
+_REDIS_CONNECTIONS = 1000
+"""Connections one process may open to Redis: one per cache call in flight, and a process
+serves at most GATEWAY_MAX_CONNECTIONS (1000) requests at once."""
 
 
 def backend_for(url: str, *, timeout: float, store: MemoryStore) -> BaseCache:
@@ -58,14 +58,11 @@ def backend_for(url: str, *, timeout: float, store: MemoryStore) -> BaseCache:
         # README.md, "Memory"), immutable, so no request can alter what another reads, and
         # measurable.
         return MemoryBackend(store, serializer=OrjsonSerializer(), timeout=None)
-    # A blocking pool: past its connections a call waits (within the cache timeout) for a free
-    # one. redis-py's default pool raises at once past 100, and a burst of requests would then
-    # look like a Redis outage and switch the cache off for everyone.
-    pool_options: dict[str, Any] = {
-        "socket_timeout": timeout,
-        "retry_on_timeout": False,
-        "timeout": timeout,
-    }
+    # redis-py 8's pool raises at once past 100 connections: a burst of requests would look
+    # like a Redis outage and switch the cache off for everyone. One connection per cache call
+    # in flight, up to _REDIS_CONNECTIONS (a blocking pool would wait instead, but redis-py 5's
+    # hangs on a Redis that stops answering).
+    pool_options: dict[str, Any] = {"socket_timeout": timeout, "retry_on_timeout": False}
     if parts.username:
         pool_options["username"] = unquote(parts.username)
     return RedisCache(
@@ -76,7 +73,6 @@ def backend_for(url: str, *, timeout: float, store: MemoryStore) -> BaseCache:
         ssl=parts.scheme == "rediss",
         create_connection_timeout=timeout,
         pool_max_size=_REDIS_CONNECTIONS,
-        connection_pool_class=redis.asyncio.BlockingConnectionPool,
         connection_pool_kwargs=pool_options,
         serializer=OrjsonSerializer(),
         timeout=timeout,
