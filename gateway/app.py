@@ -1,10 +1,11 @@
 """The HTTP app: Starlette routes, middleware and the lifespan that owns shared resources.
 
 The lifespan opens every resource that holds connections or watches the process: the one
-pooled upstream transport, the circuit breaker, the page cache, the persisted-query store and
-the shutdown watch. It hands requests the upstream client and the store as typed state, and
-closes them on shutdown. The factory builds only what holds no connection: the schema, the
-metrics, the byte-bounded memory and the response cache in it.
+pooled upstream transport, the circuit breaker, the page cache, the persisted-query store, the
+subscriptions' pollers (`gateway.live`) and the shutdown watch. It hands requests the upstream
+client, the store and the pollers as typed state, and closes them on shutdown. The factory
+builds only what holds no connection: the schema, the metrics, the byte-bounded memory and
+the response cache in it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from gateway.graphiql import ASSETS_PATH, GraphiQLAssets, assets_dir, favicon, g
 from gateway.graphql_http import AppState, GraphQLEndpoint
 from gateway.graphql_request import error_body, json_response
 from gateway.health import Lifecycle, circuit_reporter, readiness, shutdown_watch
+from gateway.live import LiveHub, LiveView
 from gateway.logs import configure_logging
 from gateway.memory_store import MemoryStore
 from gateway.metrics import Metrics
@@ -85,13 +87,21 @@ def _lifespan(
             if settings.tracing:
                 transport = tracing.traced_transport(transport)
             async with transport:
-                with shutdown_watch(lifecycle.draining):
+                upstream = UpstreamClient(transport, settings, breaker, cache, metrics)
+                live = LiveHub(upstream, settings, metrics)
+
+                def drain() -> None:
+                    lifecycle.draining()
+                    live.drain()  # every subscription completes before uvicorn closes sockets
+
+                with shutdown_watch(drain):
                     lifecycle.started()
                     yield {
-                        "upstream": UpstreamClient(transport, settings, breaker, cache, metrics),
+                        "upstream": upstream,
                         "persisted_queries": persisted_queries,
+                        "live": live,
                     }
-                    lifecycle.draining()
+                    drain()
         finally:
             await cache.close()
             if persisted_queries is not None:
@@ -128,7 +138,7 @@ def _operations_routes(metrics: Metrics, lifecycle: Lifecycle) -> list[BaseRoute
 
 
 class GatewayApp(Starlette):
-    """Starlette, with `/graphql` sent straight to its endpoint.
+    """Starlette, with `/graphql` sent straight to its endpoint (WebSockets to `live`).
 
     The middleware stack and router only pass a GraphQL request on: the endpoint answers its
     own errors (every method, JSON bodies, 405 with Allow), and CORS, when configured, wraps it
@@ -138,14 +148,16 @@ class GatewayApp(Starlette):
     Starlette as usual; `/graphql` is also a route, so `url_for` and redirects know it.
     """
 
-    def __init__(self, graphql: ASGIApp, **options: Any) -> None:
+    def __init__(self, graphql: ASGIApp, live: ASGIApp, **options: Any) -> None:
         super().__init__(**options)
         self._graphql = graphql
+        self._live = live
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == GRAPHQL_PATH:
+        if scope["type"] != "lifespan" and scope["path"] == GRAPHQL_PATH:
             scope["app"] = self
-            await self._graphql(scope, receive, send)
+            graphql = self._graphql if scope["type"] == "http" else self._live
+            await graphql(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -174,6 +186,7 @@ def create_app(
     responses = ResponseCache(memory) if settings.cache_ttl > 0 else None
     credentials = CredentialDigests(credential_secret(settings))
     schema = build_schema(settings)
+    live = LiveView(schema, settings, credentials)
     endpoint = GraphQLEndpoint(
         schema,
         settings,
@@ -182,6 +195,7 @@ def create_app(
         credentials,
         responses,
         trusted_documents_of(settings, schema),
+        live,
     )
     # No methods: the endpoint answers every method itself (405 with Allow, in JSON).
     routes: list[BaseRoute] = [
@@ -195,6 +209,7 @@ def create_app(
     cors = bool(settings.cors_origins)
     app = GatewayApp(
         GatewayCORS(endpoint, settings) if cors else endpoint,
+        live,
         routes=routes,
         middleware=[Middleware(GatewayCORS, settings=settings)] if cors else [],
         exception_handlers={HTTPException: _http_error},

@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--port", default="8000", help="gateway port (default 8000)")
     demo.add_argument(
+        "--churn",
+        type=float,
+        default=10.0,
+        help="seconds between the sample jobs' own changes, for live subscriptions (0: none)",
+    )
+    demo.add_argument(
         "--upstream-port", type=int, default=8001, help="sample upstream port (default 8001)"
     )
 
@@ -112,8 +118,8 @@ def settings_environment(settings: Settings, environ: Mapping[str, str]) -> dict
     return variables
 
 
-def _demo(port: str, upstream_port: int, environ: Mapping[str, str]) -> None:
-    sample = SampleUpstream()
+def _demo(port: str, upstream_port: int, churn: float, environ: Mapping[str, str]) -> None:
+    sample = SampleUpstream(churn_interval=max(churn, 0.0))
     with BackgroundServer(sample.app(), port=upstream_port) as upstream:
         overrides = {"upstream_url": upstream.url, "host": "127.0.0.1", "port": port}
         # Lines for people, unless the environment asks for JSON.
@@ -139,6 +145,8 @@ def _demo(port: str, upstream_port: int, environ: Mapping[str, str]) -> None:
                     f"Mutations:       {WRITER_TOKEN} holds the write policies; {DEMO_TOKEN} "
                     "may read, abort and assign",
                     "GraphiQL opens with the demo token in its Headers pane: press Run.",
+                    f"Live updates:    subscription {{ jobChanged(first: 10) {{ kind jobId }} }} "
+                    f"in GraphiQL (the sample jobs change every {churn:g} s)",
                     "Try it from a shell:",
                     f"  {curl}",
                     "Ctrl-C stops both.",
@@ -167,7 +175,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             }
             _serve(Settings.from_env(environ, overrides), environ)
         elif args.command == "demo":
-            _demo(args.port, args.upstream_port, environ)
+            _demo(args.port, args.upstream_port, args.churn, environ)
         elif args.command == "fetch-graphiql":
             fetch_assets(args.dir)
             sys.stdout.write(f"GraphiQL assets saved in {args.dir}\n")

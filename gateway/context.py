@@ -23,6 +23,32 @@ def is_bearer(header: str | None) -> bool:
     return scheme.lower() == "bearer" and bool(token.strip())
 
 
+_NOT_BEARER = (
+    "The Authorization header must be `Bearer <token>`; other schemes are not accepted by the "
+    "Jobs API"
+)
+
+
+def require_bearer(header: str | None) -> str:
+    """`header`, if it is a usable bearer credential; else `UnauthenticatedError`, saying what
+    is wrong. The gateway forwards what it received and never invents credentials."""
+    if is_bearer(header):
+        assert header is not None
+        return header
+    if header is None or not header.strip():
+        raise UnauthenticatedError(
+            "Send an `Authorization: Bearer <token>` header: the gateway forwards it to "
+            "the Jobs API"
+        )
+    if not header.isascii() or not header.isprintable():
+        # A bearer token is ASCII (RFC 6750); other bytes could not be forwarded as sent.
+        raise UnauthenticatedError(
+            "The Authorization header holds bytes a bearer token cannot: only printable "
+            "ASCII is accepted"
+        )
+    raise UnauthenticatedError(_NOT_BEARER)
+
+
 @dataclass(frozen=True, slots=True)
 class RequestContext:
     """Per-request state, built by the HTTP layer and read by resolvers as `info.context`."""
@@ -38,26 +64,11 @@ class RequestContext:
 
     def caller(self) -> Caller:
         """The request's `Caller`; `UnauthenticatedError` (before any upstream call) when the
-        header is missing, blank or another scheme: the gateway forwards what it received and
-        never invents credentials."""
+        header is missing, blank or another scheme (see `require_bearer`)."""
         if self.bearer is not None:
             return self.bearer
-        header = self.authorization_header
-        if header is None or not header.strip():
-            raise UnauthenticatedError(
-                "Send an `Authorization: Bearer <token>` header: the gateway forwards it to "
-                "the Jobs API"
-            )
-        if not header.isascii() or not header.isprintable():
-            # A bearer token is ASCII (RFC 6750); other bytes could not be forwarded as sent.
-            raise UnauthenticatedError(
-                "The Authorization header holds bytes a bearer token cannot: only printable "
-                "ASCII is accepted"
-            )
-        raise UnauthenticatedError(
-            "The Authorization header must be `Bearer <token>`; other schemes are not "
-            "accepted by the Jobs API"
-        )
+        require_bearer(self.authorization_header)
+        raise UnauthenticatedError(_NOT_BEARER)
 
     def loader(
         self, name: str, fetch: Callable[[Caller, str], Awaitable[Any]]

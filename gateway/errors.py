@@ -9,7 +9,12 @@
     ├── UpstreamRateLimitedError    UPSTREAM_RATE_LIMITED  upstream 429 (+ retryAfter seconds)
     ├── UpstreamTimeoutError        UPSTREAM_TIMEOUT       upstream did not answer in time
     ├── UpstreamUnavailableError    UPSTREAM_UNAVAILABLE   connect/reset/DNS failure, 5xx, breaker
-    └── UpstreamBadResponseError    UPSTREAM_BAD_RESPONSE  2xx that is not the documented JSON
+    ├── UpstreamBadResponseError    UPSTREAM_BAD_RESPONSE  2xx that is not the documented JSON
+    └── LiveError                   (subscriptions: `gateway.live`)
+        ├── SubscriptionLimitExceededError  SUBSCRIPTION_LIMIT_EXCEEDED  too many on one socket
+        ├── PollerLimitExceededError        POLLER_LIMIT_EXCEEDED        too many pollers
+        ├── SubscriberTooSlowError          SUBSCRIBER_TOO_SLOW          events piled up unread
+        └── ShuttingDownError               SHUTTING_DOWN                the process is draining
 
 Resolvers raise these; graphql-core copies `extensions` onto the GraphQL error it builds, so the
 client sees `extensions.code` (and `extensions.upstreamStatus` where the upstream answered).
@@ -106,3 +111,31 @@ class UpstreamBadResponseError(GatewayError):
     """Raised when the upstream answered 2xx with something other than the documented JSON."""
 
     code = "UPSTREAM_BAD_RESPONSE"
+
+
+class LiveError(GatewayError):
+    """A subscription (`jobChanged`) the gateway will not start or keep (never raised itself)."""
+
+
+class SubscriptionLimitExceededError(LiveError):
+    """Raised when one WebSocket connection asks for more subscriptions than it may hold."""
+
+    code = "SUBSCRIPTION_LIMIT_EXCEEDED"
+
+
+class PollerLimitExceededError(LiveError):
+    """Raised when a subscription would start a poller past the process's limit."""
+
+    code = "POLLER_LIMIT_EXCEEDED"
+
+
+class SubscriberTooSlowError(LiveError):
+    """Ends a subscription whose client left too many events unread (its memory is bounded)."""
+
+    code = "SUBSCRIBER_TOO_SLOW"
+
+
+class ShuttingDownError(LiveError):
+    """Raised for a subscription asked for while the process drains: retry on another replica."""
+
+    code = "SHUTTING_DOWN"

@@ -193,9 +193,13 @@ def graphiql_page(
     <script>
       const config = {config};
       const url = new URLSearchParams(window.location.search);
+      // Subscriptions over a WebSocket on the same path (graphql-transport-ws); the Headers
+      // pane's Authorization goes in its connection_init payload.
+      const socket = new URL(config.endpoint, window.location.href);
+      socket.protocol = socket.protocol === "https:" ? "wss:" : "ws:";
       const root = ReactDOM.createRoot(document.getElementById("graphiql"));
       root.render(React.createElement(GraphiQL, {{
-        fetcher: GraphiQL.createFetcher({{ url: config.endpoint }}),
+        fetcher: GraphiQL.createFetcher({{ url: config.endpoint, subscriptionUrl: socket.href }}),
         defaultEditorToolsVisibility: "headers",
         defaultQuery: config.defaultQuery,
         query: url.get("query") ?? undefined,

@@ -10,6 +10,8 @@
   down explicitly; its ledger says afterwards what the request cost and until when its data
   holds, which decides how long the whole response may be kept (`response_cache`).
 - Browsers asking for HTML get GraphiQL (`graphiql`), unless it is switched off.
+- A POST asking for multipart subscription delivery goes to `gateway.live`'s view; a
+  subscription sent any other way over HTTP is refused (400) with the transports to use.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from gateway.graphql_request import (
     result_response,
     wants_html,
 )
+from gateway.live import SUBSCRIPTION_TRANSPORTS, LiveHub, LiveView
 from gateway.logs import (
     REQUEST_ID_HEADER,
     REQUEST_ID_HEADER_BYTES,
@@ -77,6 +80,7 @@ class AppState(TypedDict):
 
     upstream: UpstreamClient
     persisted_queries: PersistedQueries | None
+    live: LiveHub
 
 
 class GraphQLEndpoint:
@@ -92,6 +96,7 @@ class GraphQLEndpoint:
         credentials: CredentialDigests,
         responses: ResponseCache | None = None,
         trusted: TrustedDocuments | None = None,
+        live: LiveView | None = None,
     ) -> None:
         self._schema = schema
         self._settings = settings
@@ -100,6 +105,7 @@ class GraphQLEndpoint:
         self._credentials = credentials
         self._responses = responses
         self._trusted = trusted
+        self._live = live
         self._min_compressed = settings.compression_min_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -109,6 +115,9 @@ class GraphQLEndpoint:
             await HTMLResponse(self._graphiql_html)(scope, receive, send)
             return
         request_id = request_id_from(headers.get(REQUEST_ID_HEADER))
+        if self._live is not None and self._live.takes(scope["method"], headers):
+            await self._live.serve_multipart(scope, receive, send, headers, request_id)
+            return
         with redacting(headers.get("authorization")):
             response = await self._answer(request, headers, request_id)
             # Appended, not set: no response has it yet, and setting scans the header list.
@@ -348,7 +357,9 @@ class GraphQLEndpoint:
             )
         except MissingQueryError:
             raise RequestRejectedError(400, "No GraphQL query found in the request") from None
-        except InvalidOperationTypeError:
+        except InvalidOperationTypeError as error:
+            if error.operation_type is OperationType.SUBSCRIPTION:
+                raise RequestRejectedError(400, SUBSCRIPTION_TRANSPORTS) from None
             raise RequestRejectedError(
                 405,
                 "Only queries may be sent with GET; use POST",

@@ -185,13 +185,9 @@ async def read_params(
                 "documentId": query_params.get("documentId") or None,
             }
         )
-    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != JSON:
-        raise RequestRejectedError(
-            415, "Send the request as Content-Type: application/json", "UNSUPPORTED_MEDIA_TYPE"
-        )
+    require_json(headers)
     try:
-        decoded = orjson.loads(await _body(request, headers, max_body_bytes))
+        decoded = orjson.loads(await read_body(request, headers, max_body_bytes))
     except orjson.JSONDecodeError:
         raise RequestRejectedError(400, "The request body is not valid JSON") from None
     if isinstance(decoded, list):
@@ -199,6 +195,15 @@ async def read_params(
     if not isinstance(decoded, dict):
         raise RequestRejectedError(400, "The request body must be a JSON object or array")
     return params_of(decoded)
+
+
+def require_json(headers: dict[str, str]) -> None:
+    """`RequestRejectedError` (415) unless the body is declared `application/json`."""
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != JSON:
+        raise RequestRejectedError(
+            415, "Send the request as Content-Type: application/json", "UNSUPPORTED_MEDIA_TYPE"
+        )
 
 
 def _batch(items: list[object], max_batch: int) -> list[object]:
@@ -219,7 +224,7 @@ def _batch(items: list[object], max_batch: int) -> list[object]:
     return items
 
 
-async def _body(request: Request, headers: dict[str, str], max_body_bytes: int) -> bytes:
+async def read_body(request: Request, headers: dict[str, str], max_body_bytes: int) -> bytes:
     """The request body, refused (413) as soon as it is known to pass `max_body_bytes`."""
     too_large = RequestRejectedError(
         413, f"The request body is over {max_body_bytes} bytes", "PAYLOAD_TOO_LARGE"

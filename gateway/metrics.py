@@ -55,6 +55,7 @@ class Metrics:
         )
         self._add_upstream_collectors(registry)
         self._add_cache_collectors(registry)
+        self._add_live_collectors(registry)
 
     def _add_upstream_collectors(self, registry: CollectorRegistry) -> None:
         self.upstream_requests = Counter(
@@ -126,6 +127,41 @@ class Metrics:
             ["result"],
             registry=registry,
         )
+
+    def _add_live_collectors(self, registry: CollectorRegistry) -> None:
+        self.live_subscriptions = Gauge(
+            "gateway_live_subscriptions",
+            "`jobChanged` subscriptions open now (summed over workers).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.live_pollers = Gauge(
+            "gateway_live_pollers",
+            "`jobChanged` pollers running now, one per token and `first` (summed over workers).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.live_polls = Counter(
+            "gateway_live_polls",
+            "Polls of `jobChanged` pollers by outcome (ok, error, refused: 401 or 403).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.live_events = Counter(
+            "gateway_live_events",
+            "`jobChanged` events sent to subscribers, by kind (ADDED, UPDATED, REMOVED, ERROR).",
+            ["kind"],
+            registry=registry,
+        )
+
+    def count_live_poll(self, outcome: str) -> None:
+        """Count one poll of a `jobChanged` poller."""
+        self.live_polls.labels(outcome).inc()
+
+    def count_live_events(self, kind: str, subscribers: int) -> None:
+        """Count one change (or outage) sent to `subscribers` subscribers."""
+        if subscribers:
+            self.live_events.labels(kind).inc(subscribers)
 
     def count_request(self, operation: str, outcome: str, seconds: float) -> None:
         """Count one GraphQL request and its duration (children cached: this runs per request)."""

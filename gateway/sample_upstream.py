@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.sample_churn import churn
 from gateway.sample_jobs import sample_team_jobs, sample_users
 from gateway.sample_writes import JOB_MODIFY, WORKFLOW_EXECUTE, SampleWrites
 
@@ -79,6 +81,9 @@ class SampleUpstream:
     """Seconds each answer is held back, to model a remote API (benchmarks)."""
     latency_per_row: float = 0.0
     """More seconds per row returned, to model the cost of bigger pages (benchmarks)."""
+    churn_interval: float = 0.0
+    """If set, a few jobs change by themselves every so many seconds (`sample_churn`: the
+    demo, so live subscriptions have something to show); off by default."""
     seen: collections.deque[SeenRequest] = field(
         default_factory=lambda: collections.deque(maxlen=10_000)
     )
@@ -92,8 +97,10 @@ class SampleUpstream:
         return self._jobs.setdefault(team, [])
 
     def app(self) -> Starlette:
-        """The ASGI app serving this sample API, writes and snapshots included."""
+        """The ASGI app serving this sample API, writes and snapshots included (and, with
+        `churn_interval`, changing by itself while it runs)."""
         return Starlette(
+            lifespan=self._lifespan,
             routes=[
                 *self.writes.routes(),
                 Route("/jobs/v1/", self._list_jobs, methods=["GET"]),
@@ -101,8 +108,23 @@ class SampleUpstream:
                 Route("/jobs/v1/workflow/{workflow_id}", self._workflow_jobs, methods=["GET"]),
                 Route("/jobs/v1/bson/{job_id}", self._job_by_id, methods=["GET"]),
                 Route("/jobs/v1/{client_job_id}", self._job_by_client_id, methods=["GET"]),
-            ]
+            ],
         )
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        if not self.churn_interval:
+            yield
+            return
+
+        def teams() -> list[list[dict[str, Any]]]:
+            return [self.jobs_of(team) for team in self.teams]
+
+        activity = asyncio.create_task(churn(teams, self.churn_interval))
+        try:
+            yield
+        finally:
+            activity.cancel()
 
     def my_jobs_of(self, grant: Grant) -> list[dict[str, Any]]:
         """The jobs `/jobs/v1/my/` lists for a token: its team's jobs run by its user."""

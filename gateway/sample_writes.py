@@ -35,7 +35,8 @@ _NOT_ASSIGNABLE = frozenset({"Completed", "Aborted"})
 _OK = {"success": True}
 
 
-def _now() -> str:
+def now_timestamp() -> str:
+    """Now, as the sample API writes timestamps."""
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
@@ -89,7 +90,7 @@ class SampleWrites:
         """Remember `job` as it is now, before a write changes it."""
         history = self.snapshots.setdefault(job["metadata"]["clientJobId"], [])
         copy = orjson.loads(orjson.dumps(job))
-        history.append({"snapshotId": len(history) + 1, "taken": _now(), "job": copy})
+        history.append({"snapshotId": len(history) + 1, "taken": now_timestamp(), "job": copy})
 
     async def _new_job(self, request: Request) -> tuple[Grant, dict[str, Any]] | Response:
         """The caller's grant and the job its body holds (create, sync), or the refusal."""
@@ -117,7 +118,7 @@ class SampleWrites:
         job["team"] = grant.team
         job.setdefault("excluded", False)
         job.setdefault("jobExclusion", [])
-        now = _now()
+        now = now_timestamp()
         job["metadata"] = {"created": now, "status": "Active", **job["metadata"], "updated": now}
         self.upstream.jobs_of(grant.team).insert(0, job)
         return job
@@ -131,7 +132,7 @@ class SampleWrites:
         if job is None:
             return _json(self._insert(grant, body), 200)
         self._keep(job)
-        metadata = {**job["metadata"], **body["metadata"], "updated": _now()}
+        metadata = {**job["metadata"], **body["metadata"], "updated": now_timestamp()}
         job.update({key: value for key, value in body.items() if key != "jobId"})
         job["metadata"] = metadata
         return _json(job, 200)
@@ -144,7 +145,7 @@ class SampleWrites:
         if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
             return _json({"message": 'The body must be {"metadata": {...}}'}, 400)
         self._keep(job)
-        job["metadata"] = {**job["metadata"], **body["metadata"], "updated": _now()}
+        job["metadata"] = {**job["metadata"], **body["metadata"], "updated": now_timestamp()}
         return _json(_OK, 200)
 
     async def _add_metadata(self, request: Request) -> Response:
@@ -156,7 +157,7 @@ class SampleWrites:
             return _json({"message": "The body must be a JSON object"}, 400)
         self._keep(job)
         merged = {**(job["metadata"].get("metadata") or {}), **body}
-        job["metadata"] = {**job["metadata"], "metadata": merged, "updated": _now()}
+        job["metadata"] = {**job["metadata"], "metadata": merged, "updated": now_timestamp()}
         return _json(_OK, 200)
 
     async def _abort(self, request: Request) -> Response:
@@ -167,7 +168,7 @@ class SampleWrites:
         if job["metadata"].get("status") in _INCOMPLETE_ENDED:
             return _json({"message": "Only incomplete jobs can be aborted."}, 400)
         self._keep(job)
-        job["metadata"] = {**job["metadata"], "status": "Aborted", "updated": _now()}
+        job["metadata"] = {**job["metadata"], "status": "Aborted", "updated": now_timestamp()}
         return _json(_OK, 200)
 
     async def _assign(self, request: Request) -> Response:
@@ -180,7 +181,7 @@ class SampleWrites:
             return _json({"message": message}, 400)
         self._keep(job)
         user_id = request.path_params["user_id"]
-        job["metadata"] = {**job["metadata"], "userId": user_id, "updated": _now()}
+        job["metadata"] = {**job["metadata"], "userId": user_id, "updated": now_timestamp()}
         return _json(_OK, 200)
 
     async def _exclude(self, request: Request) -> Response:
@@ -193,7 +194,11 @@ class SampleWrites:
             return _json({"message": message}, 400)
         self._keep(job)
         excluded = body["isExcluded"] == "true"
-        record = {"userId": body.get("userId"), "reason": body.get("reason"), "date": _now()}
+        record = {
+            "userId": body.get("userId"),
+            "reason": body.get("reason"),
+            "date": now_timestamp(),
+        }
         job["excluded"] = excluded
         job["jobExclusion"] = [*(job.get("jobExclusion") or []), {**record, "excluded": excluded}]
         return _json(_OK, 200)
@@ -219,7 +224,7 @@ class SampleWrites:
                 continue
             if user_id is None or metadata.get("userId") == user_id:
                 self._keep(job)
-                job["metadata"] = {**metadata, "status": "Aborted", "updated": _now()}
+                job["metadata"] = {**metadata, "status": "Aborted", "updated": now_timestamp()}
         return _json(_OK, 200)
 
     async def _snapshots(self, request: Request) -> Response:

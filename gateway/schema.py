@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, Iterable
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
+from strawberry.utils.aio import aclosing
 
 from gateway import tracing
 from gateway.documents import CheckedDocuments, DocumentCache, DocumentChecks
 from gateway.error_contract import coded_error
 from gateway.limits import CallEstimate, DocumentLimits
+from gateway.live import LiveConnection
 from gateway.mutations import Mutation
 from gateway.pagination import Fetching
 from gateway.projection import ProjectingExecutionContext
@@ -27,6 +32,7 @@ from gateway.resolvers import (
 )
 from gateway.scalars import SCALAR_MAP
 from gateway.settings import Settings
+from gateway.subscriptions import Subscription
 from gateway.types import NULL_ONLY_ON_ERROR, Job, JobConnection, Node
 
 
@@ -110,12 +116,57 @@ class GatewaySchema(strawberry.Schema):
             result.errors = [coded_error(error) for error in result.errors]
         return result
 
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> AsyncGenerator[Any, None]:
+        """Strawberry's stream (the subscription transports), every error coded like
+        `execute`'s; on a subscriber's connection (`LiveConnection`) only subscriptions run."""
+        if isinstance(context_value, LiveConnection):
+            allowed_operation_types = SUBSCRIPTIONS_ONLY
+        results = await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
+        return _coded_results(results)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         # Strawberry would log every error with a traceback, expected ones too; `coded_error`
         # logs each kind at its own level instead.
         return
+
+
+SUBSCRIPTIONS_ONLY: Final = frozenset({OperationType.SUBSCRIPTION})
+_SUBSCRIPTIONS_ONLY_MESSAGE: Final = (
+    "Only subscriptions run over this transport: send queries and mutations over plain HTTP"
+)
+
+
+async def _coded_results(results: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+    async with aclosing(results):
+        async for result in results:
+            if isinstance(result, ExecutionResult) and result.errors:
+                result.errors = [_coded_stream_error(error) for error in result.errors]
+            yield result
+
+
+def _coded_stream_error(error: GraphQLError) -> GraphQLError:
+    if isinstance(error.original_error, InvalidOperationTypeError):
+        return GraphQLError(_SUBSCRIPTIONS_ONLY_MESSAGE, extensions={"code": "BAD_REQUEST"})
+    return coded_error(error)
 
 
 def build_schema(settings: Settings | None = None) -> GatewaySchema:
@@ -147,6 +198,7 @@ def build_schema(settings: Settings | None = None) -> GatewaySchema:
     schema = GatewaySchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(default_resolver=read_json_key, scalar_map=SCALAR_MAP),
         extensions=extensions,
         execution_context_class=ProjectingExecutionContext,

@@ -22,8 +22,8 @@ _REQUEST_LINE_OVERHEAD = 1024
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options for serving the gateway: its connection bounds (`http_protocol`),
-    connection cap and keep-alive time, from `settings`. `serve`, the demo and the tests'
-    real servers all use these."""
+    connection cap, keep-alive time and WebSocket bounds, from `settings`. `serve`, the demo
+    and the tests' real servers all use these."""
     limits = ConnectionLimits(
         max_head_bytes=settings.max_header_bytes + settings.max_body_bytes + _REQUEST_LINE_OVERHEAD,
         read_timeout=settings.client_timeout,
@@ -34,6 +34,11 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": functools.partial(GuardedHttpToolsProtocol, limits=limits),
         "limit_concurrency": settings.max_connections,
         "timeout_keep_alive": settings.keepalive_timeout,
+        # Subscriptions' sockets: messages as large as a request body, pinged when idle and
+        # closed when a ping goes unanswered.
+        "ws_max_size": settings.max_body_bytes,
+        "ws_ping_interval": settings.live_ping_interval,
+        "ws_ping_timeout": settings.live_ping_interval,
     }
 
 

@@ -199,6 +199,30 @@ class Settings:
         "Most upstream calls one request may cause, judged before execution from its list "
         "fields' sizes (`UPSTREAM_BUDGET_EXCEEDED`) and counted while it runs.",
     )
+    live_poll_interval: float = option(
+        5.0,
+        parse.positive_float,
+        "Seconds between two polls of one `jobChanged` poller (one per token and `first`, shared "
+        "by all of its subscribers); polls read through the page cache.",
+    )
+    live_max_subscriptions: int = option(
+        20,
+        parse.positive_int,
+        "Most subscriptions one WebSocket connection may hold at once; past it "
+        "`SUBSCRIPTION_LIMIT_EXCEEDED`.",
+    )
+    live_max_pollers: int = option(
+        200,
+        parse.positive_int,
+        "Most `jobChanged` pollers (distinct token and `first`) one process runs at once; past "
+        "it a new one is refused (`POLLER_LIMIT_EXCEEDED`).",
+    )
+    live_ping_interval: float = option(
+        20.0,
+        parse.positive_float,
+        "Seconds between WebSocket pings on an idle socket; one not answered within as many "
+        "seconds again is closed.",
+    )
     introspection: bool = option(
         True,
         parse.boolean,
