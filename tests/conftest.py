@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -301,3 +303,30 @@ def page(size: int) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
+
+
+def run_serve(environ: dict[str, str], *arguments: str) -> subprocess.Popen[str]:
+    """`python -m gateway serve` in a child process, with only `environ`'s GATEWAY_ variables."""
+    clean = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("GATEWAY_", "PROMETHEUS_"))
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", *arguments],
+        env={**clean, **environ},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_until_up(url: str) -> None:
+    """Wait until `url`/healthz answers 200."""
+    for _ in range(200):
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError(f"{url} did not come up")

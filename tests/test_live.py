@@ -173,9 +173,7 @@ def test_an_outage_is_one_error_event_then_only_real_changes() -> None:
         rows = [job("a"), job("b")]
         script = Script(rows, down, down, down, [job("a"), job("b", "Completed")])
         events: list[tuple[str, int]] = []
-        poller = Poller(
-            script, 0.01, on_change=lambda kind, feeds: events.append((kind, feeds))
-        )
+        poller = Poller(script, 0.01, on_change=lambda kind, feeds: events.append((kind, feeds)))
         feed = poller.join()
         first, second = await take(feed, 2)
         assert first is down
@@ -282,4 +280,3 @@ def test_the_hub_refuses_past_its_poller_limit_and_while_draining() -> None:
                 hub.check("digest-a", 10)
 
     run(scenario)
-

@@ -6,10 +6,7 @@ import asyncio
 import io
 import json
 import logging
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +24,15 @@ from gateway.health import shutdown_watch
 from gateway.logs import JsonFormatter, utc_timestamp
 from gateway.sample_upstream import Grant, SampleUpstream
 
-from .conftest import DEMO_AUTH, asgi_client, graphql, in_process_gateway, network_gateway
+from .conftest import (
+    DEMO_AUTH,
+    asgi_client,
+    graphql,
+    in_process_gateway,
+    network_gateway,
+    run_serve,
+    wait_until_up,
+)
 from .redis_process import RedisProcess, free_port
 
 pytestmark = pytest.mark.anyio
@@ -329,31 +334,6 @@ def test_upstream_calls_are_child_spans_of_the_graphql_operation(
         ancestors.add(parent.span_id)
         parent = by_id[parent.span_id].parent
     assert operation.context.span_id in ancestors
-
-
-def run_serve(environ: dict[str, str], *arguments: str) -> subprocess.Popen[str]:
-    clean = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("GATEWAY_", "PROMETHEUS_"))
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", *arguments],
-        env={**clean, **environ},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def wait_until_up(url: str) -> None:
-    for _ in range(200):
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise AssertionError(f"{url} did not come up")
 
 
 @pytest.mark.e2e
