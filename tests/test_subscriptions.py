@@ -14,6 +14,7 @@ import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,9 +24,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection
 
 from gateway.background import BackgroundServer
-from gateway.sample_upstream import DEMO_TOKEN, SampleUpstream
+from gateway.sample_upstream import DEMO_TOKEN, WRITER_TOKEN, SampleUpstream
 
-from .conftest import DEMO_AUTH, run_serve, served_gateway, wait_until_up
+from .conftest import DEMO_AUTH, run_node, run_serve, served_gateway, wait_until_up
 from .redis_process import free_port
 
 pytestmark = pytest.mark.e2e
@@ -530,3 +531,17 @@ def test_sigterm_completes_every_subscription_cleanly() -> None:
         {"id": "b", "type": "complete"},
     ]
     assert close_code is not None
+
+
+def test_apollo_client_subscribes_over_the_socket_and_over_multipart_http(
+    node_clients: Path,
+) -> None:
+    """Apollo Client (GraphQLWsLink with graphql-ws, and HttpLink's multipart subscriptions)
+    sees the UPDATED event of a job aborted by a mutation through the gateway: a caller's own
+    write reaches its poller at the next poll."""
+    with live_stack(live_poll_interval=0.2, cache_ttl=5) as (_sample, url):
+        got = run_node("subscription.mjs", f"{url}/graphql", WRITER_TOKEN)
+    for event in (got["socketEvent"], got["httpEvent"]):
+        assert event["kind"] == "UPDATED"
+        assert event["jobId"] == got["aborted"]
+        assert event["job"]["metadata"]["status"] == "Aborted"
