@@ -22,6 +22,7 @@ from starlette.routing import Route as Route_
 from gateway.app import create_app
 from gateway.background import BackgroundServer
 from gateway.graphiql import ASSETS, assets_dir
+from gateway.sample_upstream import SampleUpstream
 
 from .conftest import make_settings, network_gateway
 
@@ -182,3 +183,33 @@ def test_a_page_on_another_origin_calls_the_gateway_in_chromium(
                 browser.close()
     assert allowed == {"status": 200, "requestId": "from-the-page-1", "jobs": 2}
     assert "Failed to fetch" in refused["refused"]
+
+
+def test_graphiql_runs_a_subscription_over_the_websocket() -> None:
+    """In the demo's GraphiQL a `jobChanged` subscription, run at one press, shows events from
+    the sample upstream's own activity: GraphiQL subscribes over the WebSocket with the
+    headers pane's token in connection_init."""
+    sample = SampleUpstream(churn_interval=0.3)
+    query = "subscription { jobChanged(first: 10) { kind jobId } }"
+    with BackgroundServer(sample.app()) as upstream:
+        settings = make_settings(upstream.url, live_poll_interval=0.2, cache_ttl=0)
+        app = create_app(settings, graphiql_headers={"Authorization": "Bearer demo-token"})
+        with BackgroundServer(app, settings=settings) as gateway, sync_playwright() as playwright:
+            watch = PageWatch(gateway.url)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            try:
+                page = watch.attach(browser.new_page(viewport={"width": 1400, "height": 900}))
+                sockets: list[str] = []
+                page.on("websocket", lambda socket: sockets.append(socket.url))
+                page.goto(f"{gateway.url}/graphql?{urlencode({'query': query})}")
+                page.wait_for_selector(".graphiql-execute-button", timeout=20_000)
+                page.click(".graphiql-execute-button")
+                response = page.locator(".graphiql-response")
+                response.locator("text=jobChanged").wait_for(timeout=20_000)
+                text = response.inner_text()
+                expected_socket = gateway.url.replace("http://", "ws://") + "/graphql"
+            finally:
+                browser.close()
+    assert '"kind": "' in text
+    assert sockets == [expected_socket]
+    assert watch.failed == []
