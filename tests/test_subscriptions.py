@@ -185,7 +185,14 @@ def test_the_upgrade_requests_header_is_a_credential_too() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [{}, None, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "}, {"Authorization": 7}],
+    [
+        {},
+        None,
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer "},
+        {"Authorization": 7},
+        {"Authorization": "Bearer t\u00f6ken"},
+    ],
 )
 def test_no_bearer_token_closes_the_socket_with_4401_and_calls_nothing(payload: object) -> None:
     """connection_init without a bearer credential: close code 4401, no upstream call."""
@@ -229,6 +236,24 @@ def test_a_subscribe_before_connection_init_closes_4401_and_other_protocols_4406
                 await asyncio.wait_for(ws.recv(), 5)
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 4406
+
+    with live_stack() as (_sample, url):
+        asyncio.run(scenario(url))
+
+
+def test_a_message_larger_than_a_request_body_closes_the_socket() -> None:
+    """A WebSocket message over `GATEWAY_MAX_BODY_BYTES` is refused by closing with 1009
+    (message too big), before it is parsed."""
+
+    async def scenario(url: str) -> None:
+        async with connected(url) as ws:
+            await ws.send(
+                json.dumps({"id": "1", "type": "subscribe", "payload": {"query": "#" * 70_000}})
+            )
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1009
 
     with live_stack() as (_sample, url):
         asyncio.run(scenario(url))
