@@ -147,6 +147,29 @@ def test_each_kind_of_change_arrives_in_list_order() -> None:
         asyncio.run(scenario(sample, url))
 
 
+def test_an_events_job_resolves_upstream_fields_with_the_subscribers_credential() -> None:
+    """`job { snapshots }` in an event is fetched for that event with the subscriber's token
+    (the sample's snapshots of the job: one earlier version after one write)."""
+
+    async def scenario(sample: SampleUpstream, url: str) -> None:
+        query = "subscription { jobChanged(first: 3) { kind job { snapshots } } }"
+        async with connected(url) as ws:
+            await subscribe(ws, "1", query=query)
+            await polled(sample, 2)
+            job = sample.jobs_of("apiteam")[0]
+            sample.writes.snapshots[job["metadata"]["clientJobId"]] = [{"version": 1}]
+            job["metadata"]["status"] = "Completed!"
+            (event,) = await receive(ws, 1)
+        assert event["payload"] == {
+            "data": {"jobChanged": {"kind": "UPDATED", "job": {"snapshots": [{"version": 1}]}}}
+        }
+        (call,) = [request for request in sample.seen if "/snapshots/" in request.path]
+        assert call.header("authorization") == f"Bearer {DEMO_TOKEN}"
+
+    with live_stack() as (sample, url):
+        asyncio.run(scenario(sample, url))
+
+
 def test_a_new_job_pushes_the_last_one_out() -> None:
     """A job created at the top of the list is ADDED and the window's last job REMOVED."""
 
@@ -520,18 +543,28 @@ def test_a_socket_that_stops_answering_pings_is_closed() -> None:
 
 
 def test_sigterm_completes_every_subscription_cleanly() -> None:
-    """SIGTERM to `serve`: each open subscription gets `complete` before the socket closes."""
+    """SIGTERM to `serve`: each open subscription gets `complete` before the socket closes, a
+    multipart stream ends with its closing boundary, and the process exits."""
+    streamed: list[bytes] = []
+
+    def stream(url: str) -> None:
+        headers = {**DEMO_AUTH, "accept": MULTIPART, "content-type": "application/json"}
+        body = json.dumps({"query": WATCH})
+        with httpx.stream("POST", f"{url}/graphql", content=body, headers=headers, timeout=10) as r:
+            streamed.extend(r.iter_bytes())
 
     async def scenario(url: str) -> tuple[list[dict[str, Any]], Any]:
         async with connected(url) as ws:
             await subscribe(ws, "a")
             await subscribe(ws, "b")
+            multipart = asyncio.create_task(asyncio.to_thread(stream, url))
             await asyncio.sleep(0.5)
             process.send_signal(signal.SIGTERM)
             messages = []
             with contextlib.suppress(websockets.ConnectionClosed):
                 while True:
                     messages.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+            await asyncio.wait_for(multipart, 10)
             return messages, ws.close_code
 
     sample = SampleUpstream()
@@ -556,6 +589,7 @@ def test_sigterm_completes_every_subscription_cleanly() -> None:
         {"id": "b", "type": "complete"},
     ]
     assert close_code is not None
+    assert b"".join(streamed).endswith(b"--graphql--\r\n")
 
 
 def test_apollo_client_subscribes_over_the_socket_and_over_multipart_http(
