@@ -13,6 +13,7 @@ mutation is seen by the next poll.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from functools import partial
@@ -25,6 +26,8 @@ from gateway.logs import request_id_from
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.upstream import UpstreamClient
+
+logger = logging.getLogger(__name__)
 
 PollerKey = tuple[str, int]
 """A poller's key: the credential's digest and `first`."""
@@ -75,6 +78,9 @@ class LiveHub:
                 max_queued=4 * first + 16,  # two polls' worth of every kind of change
             )
             self._metrics.live_pollers.inc()
+            logger.info(
+                "jobChanged poller started", extra={"first": first, "pollers": self.pollers}
+            )
         feed = poller.join()
         self._metrics.live_subscriptions.inc()
         try:
@@ -86,6 +92,9 @@ class LiveHub:
                 del self._pollers[key]
                 self._metrics.live_pollers.dec()
                 poller.stop()
+                logger.info(
+                    "jobChanged poller stopped", extra={"first": first, "pollers": self.pollers}
+                )
 
     def drain(self) -> None:
         """End every subscription cleanly and refuse new ones: the process is stopping."""
