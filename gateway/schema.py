@@ -11,6 +11,7 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.utils.aio import aclosing
 
@@ -157,10 +158,17 @@ _SUBSCRIPTIONS_ONLY_MESSAGE: Final = (
 
 async def _coded_results(results: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
     async with aclosing(results):
-        async for result in results:
-            if isinstance(result, ExecutionResult) and result.errors:
-                result.errors = [_coded_stream_error(error) for error in result.errors]
-            yield result
+        try:
+            async for result in results:
+                if isinstance(result, ExecutionResult) and result.errors:
+                    result.errors = [_coded_stream_error(error) for error in result.errors]
+                yield result
+        except GraphQLError as error:
+            # Raised by the parse hook (a syntax error, the token limit): Strawberry's stream
+            # lets it escape, so it becomes the operation's error here, as `execute` makes it.
+            coded = coded_error(error)
+            failure = GraphQLError(coded.message, extensions=coded.extensions)
+            yield PreExecutionError(data=None, errors=[failure])
 
 
 def _coded_stream_error(error: GraphQLError) -> GraphQLError:

@@ -264,6 +264,70 @@ def test_a_subscribe_before_connection_init_closes_4401_and_other_protocols_4406
         asyncio.run(scenario(url))
 
 
+MALFORMED_MESSAGES = [
+    "not an object",
+    ["subscribe"],
+    {"id": ["1"], "type": "subscribe", "payload": {"query": WATCH}},
+    {"id": "", "type": "subscribe", "payload": {"query": WATCH}},
+    {"id": "1", "type": "subscribe", "payload": "query"},
+    {"id": "1", "type": "subscribe", "payload": {"query": 7}},
+    {"id": "1", "type": "subscribe", "payload": {"query": WATCH, "variables": 5}},
+    {"id": "1", "type": "subscribe", "payload": {"query": WATCH, "operationName": 5}},
+    {"id": "1", "type": "subscribe", "payload": {"query": WATCH, "extensions": []}},
+    {"id": "1", "type": "unknown"},
+]
+
+
+def test_a_malformed_message_closes_the_socket_with_4400() -> None:
+    """A message Strawberry could trip on is answered as the protocol says (close 4400),
+    never with an internal error or a dropped connection."""
+
+    async def scenario(url: str) -> None:
+        for message in MALFORMED_MESSAGES:
+            async with connected(url) as ws:
+                await ws.send(json.dumps(message))
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), 5)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4400, message
+
+    with live_stack() as (_sample, url):
+        asyncio.run(scenario(url))
+
+
+def test_bad_variables_and_documents_get_coded_errors() -> None:
+    """A variable of the wrong type, an unknown field, two root fields, a document past the
+    request limits and a syntax error each get an `error` message with their code; the socket
+    stays open."""
+    cases = [
+        ({"query": WATCH, "variables": {"first": "x"}}, "BAD_USER_INPUT"),
+        ({"query": "subscription { jobChanged { nope } }"}, "GRAPHQL_VALIDATION_FAILED"),
+        (
+            {"query": "subscription { a: jobChanged { kind } b: jobChanged { kind } }"},
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            {"query": "subscription { jobChanged { " + "kind " * 50 + "} }"},
+            "TOO_MANY_REPEATED_FIELDS",
+        ),
+        ({"query": "subscription {"}, "GRAPHQL_PARSE_FAILED"),
+    ]
+
+    async def scenario(url: str) -> None:
+        async with connected(url) as ws:
+            for number, (payload, code) in enumerate(cases):
+                await ws.send(
+                    json.dumps({"id": str(number), "type": "subscribe", "payload": payload})
+                )
+                (answer,) = await receive(ws, 1)
+                assert answer["type"] == "error"
+                assert answer["payload"][0]["extensions"]["code"] == code
+            await ws.ping()
+
+    with live_stack() as (_sample, url):
+        asyncio.run(scenario(url))
+
+
 def test_a_message_larger_than_a_request_body_closes_the_socket() -> None:
     """A WebSocket message over `GATEWAY_MAX_BODY_BYTES` is refused by closing with 1009
     (message too big), before it is parsed."""
@@ -510,6 +574,33 @@ def test_multipart_http_delivers_events_and_ends_cleanly() -> None:
                     break
         (event,) = multipart_payloads(received)
         assert event["payload"]["data"]["jobChanged"]["kind"] == "UPDATED"
+
+
+BAD_MULTIPART = [
+    (b"[]", "application/json", 400),
+    (b'[{"query": "subscription { jobChanged { kind } }"}]', "application/json", 400),
+    (b"{", "application/json", 400),
+    (b'{"query": 7}', "application/json", 400),
+    (
+        b'{"query": "subscription { jobChanged { kind } }", "variables": 5}',
+        "application/json",
+        400,
+    ),
+    (b'{"query": "x"}', "text/plain", 415),
+    (b'{"query": "' + b"x" * 70_000 + b'"}', "application/json", 413),
+]
+
+
+def test_a_bad_multipart_request_is_refused_in_the_json_error_shape() -> None:
+    """Batches, bad JSON, wrong types, another media type or an oversized body: refused with
+    the gateway's JSON error and code before Strawberry sees the request."""
+    with live_stack() as (sample, url):
+        for body, content_type, status in BAD_MULTIPART:
+            headers = {**DEMO_AUTH, "accept": MULTIPART, "content-type": content_type}
+            response = httpx.post(f"{url}/graphql", content=body, headers=headers, timeout=5)
+            assert response.status_code == status, body[:40]
+            assert response.json()["errors"][0]["extensions"]["code"]
+        assert list(sample.seen) == []
 
 
 def test_multipart_without_a_token_is_unauthenticated_without_a_call() -> None:

@@ -24,6 +24,7 @@ import logging
 from datetime import timedelta
 from typing import Any, Final
 
+import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -42,6 +43,7 @@ from gateway.graphql_request import (
     RequestRejectedError,
     error_body,
     json_response,
+    params_of,
     read_body,
     require_json,
 )
@@ -66,9 +68,48 @@ def wants_multipart_subscription(accept: str | None) -> bool:
     return any(_MULTIPART.accepts(part) for part in accept.split(","))
 
 
+def _malformed(message: object) -> bool:
+    """Whether a graphql-transport-ws message is not one Strawberry may be handed: anything
+    but an object, or a `subscribe` whose id or payload has the wrong type."""
+    if not isinstance(message, dict):
+        return True
+    if message.get("type") != "subscribe":
+        return False
+    payload = message.get("payload")
+    operation_id = message.get("id")
+    return not (
+        isinstance(operation_id, str)
+        and operation_id
+        and isinstance(payload, dict)
+        and isinstance(payload.get("query"), str)
+        and isinstance(payload.get("variables"), dict | None)
+        and isinstance(payload.get("operationName"), str | None)
+        and isinstance(payload.get("extensions"), dict | None)
+    )
+
+
+def _check_one_operation(body: bytes) -> None:
+    """`RequestRejectedError` unless `body` is one well-formed GraphQL request (no batch)."""
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise RequestRejectedError(400, "The request body is not valid JSON") from None
+    if not isinstance(decoded, dict):
+        raise RequestRejectedError(400, "A subscription request is one JSON object (no batches)")
+    params_of(decoded)
+
+
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[LiveConnection, None]):
-    """Strawberry's graphql-transport-ws handler; a `connection_init` without a bearer
-    credential (in its payload or on the upgrade request) closes the socket with 4401."""
+    """Strawberry's graphql-transport-ws handler, refusing what it would trip on: a message
+    that is not well formed closes the socket with 4400 (the protocol's answer to an invalid
+    message); a `connection_init` without a bearer credential (in its payload or on the upgrade
+    request) closes it with 4401."""
+
+    async def handle_message(self, message: Any) -> None:
+        if _malformed(message):
+            await self.handle_invalid_message("Invalid message")
+            return
+        await super().handle_message(message)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         payload = message.get("payload")
@@ -128,6 +169,7 @@ class LiveView(GraphQL[LiveConnection, None]):
         try:
             require_json(headers)
             body = await read_body(Request(scope, receive), headers, self._settings.max_body_bytes)
+            _check_one_operation(body)
         except RequestRejectedError as rejected:
             response = json_response(error_body(rejected.message, rejected.code), rejected.status)
             await response(scope, receive, send)
