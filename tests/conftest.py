@@ -32,7 +32,7 @@ from gateway.settings import Settings
 from gateway.testing import in_process_client
 from gateway.upstream import CircuitBreaker, UpstreamClient
 
-from .redis_process import RedisProcess
+from .redis_process import RedisProcess, free_port
 
 DEMO_AUTH = {"authorization": f"Bearer {DEMO_TOKEN}"}
 ROOT = Path(__file__).resolve().parent.parent
@@ -330,3 +330,19 @@ def wait_until_up(url: str) -> None:
         except httpx.TransportError:
             time.sleep(0.05)
     raise AssertionError(f"{url} did not come up")
+
+
+@contextlib.contextmanager
+def serving(upstream_url: str, **variables: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`serve` in a child process over `upstream_url` on a free port, once it answers: the
+    process and its URL; killed afterwards if it still runs."""
+    port = free_port()
+    environ = {"GATEWAY_UPSTREAM_URL": upstream_url, "GATEWAY_PORT": str(port), **variables}
+    process = run_serve(environ)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url)
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -31,6 +31,7 @@ from .conftest import (
     in_process_gateway,
     network_gateway,
     run_serve,
+    serving,
     wait_until_up,
 )
 from .redis_process import RedisProcess, free_port
@@ -341,36 +342,25 @@ def test_sigterm_lets_a_slow_request_finish() -> None:
     """SIGTERM during a 1.5 s request: the request completes with its data, then the process
     ends having run its lifespan shutdown (client and cache closed), and stops listening."""
     slow = SampleUpstream(latency=1.5)
-    with BackgroundServer(slow.app()) as upstream:
-        port = free_port()
-        process = run_serve(
-            {
-                "GATEWAY_UPSTREAM_URL": upstream.url,
-                "GATEWAY_PORT": str(port),
-                "GATEWAY_SHUTDOWN_GRACE": "10",
-            }
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_up(url)
-            answer: dict[str, Any] = {}
+    answer: dict[str, Any] = {}
+    with (
+        BackgroundServer(slow.app()) as upstream,
+        serving(upstream.url, GATEWAY_SHUTDOWN_GRACE="10") as (process, url),
+    ):
 
-            def call() -> None:
-                answer["response"] = httpx.post(
-                    f"{url}/graphql", json={"query": QUERY}, headers=DEMO_AUTH, timeout=10
-                )
+        def call() -> None:
+            answer["response"] = httpx.post(
+                f"{url}/graphql", json={"query": QUERY}, headers=DEMO_AUTH, timeout=10
+            )
 
-            caller = threading.Thread(target=call)
-            caller.start()
-            time.sleep(0.5)
-            process.send_signal(signal.SIGTERM)
-            caller.join(10)
-            # uvicorn re-raises the SIGTERM once shut down, so the exit says what stopped it.
-            assert process.wait(10) in (0, -signal.SIGTERM)
-        finally:
-            if process.poll() is None:
-                process.kill()
-        output = process.stdout.read() if process.stdout else ""
+        caller = threading.Thread(target=call)
+        caller.start()
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        caller.join(10)
+        # uvicorn re-raises the SIGTERM once shut down, so the exit says what stopped it.
+        assert process.wait(10) in (0, -signal.SIGTERM)
+    output = process.stdout.read() if process.stdout else ""
     assert len(answer["response"].json()["data"]["jobs"]["nodes"]) == 3
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/healthz")

@@ -26,8 +26,7 @@ from websockets.asyncio.client import ClientConnection
 from gateway.background import BackgroundServer
 from gateway.sample_upstream import DEMO_TOKEN, WRITER_TOKEN, SampleUpstream
 
-from .conftest import DEMO_AUTH, run_node, run_serve, served_gateway, wait_until_up
-from .redis_process import free_port
+from .conftest import DEMO_AUTH, run_node, served_gateway, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -659,22 +658,12 @@ def test_sigterm_completes_every_subscription_cleanly() -> None:
             return messages, ws.close_code
 
     sample = SampleUpstream()
-    with BackgroundServer(sample.app()) as upstream:
-        port = free_port()
-        process = run_serve(
-            {
-                "GATEWAY_UPSTREAM_URL": upstream.url,
-                "GATEWAY_PORT": str(port),
-                "GATEWAY_LIVE_POLL_INTERVAL": "0.2",
-            }
-        )
-        try:
-            wait_until_up(f"http://127.0.0.1:{port}")
-            messages, close_code = asyncio.run(scenario(f"http://127.0.0.1:{port}"))
-            assert process.wait(10) in (0, -signal.SIGTERM)
-        finally:
-            if process.poll() is None:
-                process.kill()
+    with (
+        BackgroundServer(sample.app()) as upstream,
+        serving(upstream.url, GATEWAY_LIVE_POLL_INTERVAL="0.2") as (process, url),
+    ):
+        messages, close_code = asyncio.run(scenario(url))
+        assert process.wait(10) in (0, -signal.SIGTERM)
     assert sorted(messages, key=lambda message: message["id"]) == [
         {"id": "a", "type": "complete"},
         {"id": "b", "type": "complete"},

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from gateway.caller import Caller, CredentialDigests, UpstreamBudget
+from gateway.caller import Caller, CredentialDigests
 from gateway.context import require_bearer
 from gateway.errors import SubscriptionLimitExceededError
-from gateway.live.hub import LiveHub
-from gateway.logs import request_id_from
+from gateway.live.hub import LiveHub, live_caller
 from gateway.settings import Settings
 from gateway.upstream import UpstreamClient
 
@@ -73,18 +71,9 @@ class LiveConnection:
         return header, self._credentials.digest(header)
 
     async def caller(self) -> Caller:
-        """A `Caller` for the upstream reads of one event's field, with the credential's
-        current write generation."""
+        """A `Caller` for the upstream reads of one event's field."""
         authorization, credential = self.credential()
-        generation = await self.upstream.cache.generation(credential)
-        return Caller(
-            authorization,
-            credential,
-            time.monotonic() + self.settings.request_deadline,
-            UpstreamBudget(self.settings.upstream_call_budget),
-            request_id=request_id_from(None),
-            generation=-1 if generation is None else generation,
-        )
+        return await live_caller(self.upstream, self.settings, authorization, credential)
 
     def loader(
         self, name: str, fetch: Callable[[Caller, str], Awaitable[Any]]

@@ -103,13 +103,21 @@ class LiveHub:
             poller.stop()
 
     async def _poll(self, authorization: str, credential: str, first: int) -> list[Any]:
-        generation = await self._upstream.cache.generation(credential)
-        caller = Caller(
-            authorization,
-            credential,
-            time.monotonic() + self._settings.request_deadline,
-            UpstreamBudget(self._settings.upstream_call_budget),
-            request_id=request_id_from(None),
-            generation=-1 if generation is None else generation,
-        )
+        caller = await live_caller(self._upstream, self._settings, authorization, credential)
         return await self._upstream.team_jobs(caller, skip=0, limit=first)
+
+
+async def live_caller(
+    upstream: UpstreamClient, settings: Settings, authorization: str, credential: str
+) -> Caller:
+    """A `Caller` for upstream work no request waits on (a poll, an event's field): the
+    request deadline and call budget of its own, the credential's current write generation."""
+    generation = await upstream.cache.generation(credential)
+    return Caller(
+        authorization,
+        credential,
+        time.monotonic() + settings.request_deadline,
+        UpstreamBudget(settings.upstream_call_budget),
+        request_id=request_id_from(None),
+        generation=-1 if generation is None else generation,
+    )
