@@ -10,6 +10,7 @@ in context variables; those carry log context only.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 
 from gateway.errors import GatewayError
@@ -70,6 +71,20 @@ class CallLedger:
     data_expires_at: float | None = None
     """The Unix time the first of the pages read expires; past it the response may differ.
     Now or earlier for pages that were not kept; None when no page was read."""
+    stale_age: float | None = None
+    """Seconds since the oldest page served past its TTL was fetched (stale-while-revalidate,
+    stale-if-error); None when every page was fresh."""
+
+    def served_stale(self, age: float) -> None:
+        """Note that a page `age` seconds old was served past its TTL."""
+        self.stale_age = max(age, self.stale_age or 0.0)
+
+    def staleness(self) -> dict[str, object] | None:
+        """What a response built on stale pages carries in its top-level `extensions`: `stale`
+        and the oldest page's `age` in seconds; None when every page was fresh."""
+        if self.stale_age is None:
+            return None
+        return {"stale": True, "age": round(self.stale_age, 1)}
 
     def data_expire(self, expires_at: float) -> None:
         """Note that the request read data that stays valid until `expires_at`."""
@@ -97,6 +112,18 @@ class Caller:
     """The credential's write generation when the request began: part of every key it reads
     and writes in the caches, so entries from before the caller's last write are not seen.
     -1 when it could not be known: the request then bypasses the page cache."""
+
+    def detached(self, seconds: float, calls: int) -> Caller:
+        """The same credential and generation for work no request waits on (a refresh, a
+        prefetch): its own deadline, budget and ledger, so it costs the request nothing."""
+        return Caller(
+            self.authorization,
+            self.credential,
+            time.monotonic() + seconds,
+            UpstreamBudget(calls),
+            request_id=self.request_id,
+            generation=self.generation,
+        )
 
 
 class CredentialDigests:

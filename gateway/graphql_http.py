@@ -320,7 +320,9 @@ class GraphQLEndpoint:
         cache_key: bytes | None,
     ) -> tuple[Response, str]:
         """The response for `result`, kept (as it is sent) while its data holds when it has
-        no errors."""
+        no errors; built on stale pages, it says so and is not kept."""
+        if caller is not None and (stale := caller.ledger.staleness()):
+            result.extensions = {**(result.extensions or {}), **stale}
         for failure in result.errors or []:
             code = (failure.extensions or {}).get("code", INTERNAL_SERVER_ERROR)
             record.error_codes.append(str(code))
@@ -368,11 +370,7 @@ class GraphQLEndpoint:
             ) from None
         except CannotGetOperationTypeError:
             name = params.operation_name
-            message = (
-                f"Unknown operation named {name!r}"
-                if name
-                else "Pick an operation with operationName"
-            )
+            message = f"Unknown operation named {name!r}" if name else "Pick one with operationName"
             return ExecutionResult(
                 data=None, errors=[GraphQLError(message, extensions={"code": "BAD_USER_INPUT"})]
             )

@@ -121,6 +121,13 @@ class Metrics:
             "Jobs that filtered pages returned.",
             registry=registry,
         )
+        self.prefetches = Counter(
+            "gateway_cache_prefetches",
+            "Next-block prefetches by result (fetched, hit: already kept, failed, busy: skipped "
+            "because the process ran as many as it may).",
+            ["result"],
+            registry=registry,
+        )
         self.persisted_queries = Counter(
             "gateway_persisted_queries",
             "Automatic persisted query lookups by result (hit, miss, registered).",
@@ -180,6 +187,10 @@ class Metrics:
         if rows_scanned:
             self.filter_rows_scanned.inc(rows_scanned)
             self.filter_matches.inc(matches)
+
+    def count_prefetch(self, result: str) -> None:
+        """Count one next-block prefetch's result."""
+        self.prefetches.labels(result).inc()
 
     def count_cache(self, backend: str, result: str) -> None:
         """Count one cache operation (children cached, like `count_request`)."""

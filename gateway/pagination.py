@@ -256,6 +256,17 @@ class Fetching:
             return math.ceil((page_size + 1) / block_size) + 1
         return math.ceil((page_size + 1) / self.cap)
 
+    def next_block(self, plan: FetchPlan, last_block_rows: int) -> tuple[int, int] | None:
+        """The block after a window's last one, worth fetching ahead (next-block prefetch):
+        when the window ends in the last quarter of that block and the block came back full
+        (the list goes on). None without blocks, or when the window ends earlier."""
+        if not min(self.block_size, self.cap):
+            return None
+        start, size = plan.calls[-1]
+        if last_block_rows < size or (plan.skip + plan.limit - start) * 4 <= size * 3:
+            return None
+        return start + size, size
+
     def end_search(self) -> EndSearch:
         """The search for a list's length; the API has no count.
 

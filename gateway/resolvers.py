@@ -50,6 +50,9 @@ class JobList:
     """Rows [skip, skip + limit) of the list."""
     count: Callable[[], Awaitable[int]]
     """How many rows the whole list has."""
+    page: Callable[[int, int], Awaitable[list[JobJSON]]] | None = None
+    """`window` for a page a person is reading on from, which may fetch the next block ahead
+    (next-block prefetch); None: `window` (filtered scans read on by themselves)."""
 
 
 def connection_from_page(page: Page[JobJSON], count: Callable[[], Awaitable[int]]) -> JobConnection:
@@ -117,7 +120,7 @@ async def paginate(
         window = choose(list_length=await count())
     else:
         window = choose()
-    rows = await jobs.window(window.start, window.fetch_limit)
+    rows = await (jobs.page or jobs.window)(window.start, window.fetch_limit)
     return connection_from_page(page_from_rows(window, rows), count)
 
 
@@ -166,10 +169,13 @@ def upstream_list(context: RequestContext, caller: Caller, window: Window, count
     async def rows(skip: int, limit: int) -> list[JobJSON]:
         return await window(upstream, caller, skip=skip, limit=limit)
 
+    async def page(skip: int, limit: int) -> list[JobJSON]:
+        return await window(upstream, caller, skip=skip, limit=limit, ahead=True)
+
     async def length() -> int:
         return await count(upstream, caller)
 
-    return JobList(rows, length)
+    return JobList(rows, length, page)
 
 
 def in_memory_list(rows: Callable[[], Awaitable[list[JobJSON]]]) -> JobList:

@@ -97,6 +97,19 @@ class Settings:
         parse.non_negative_float,
         "Seconds a successful upstream page is cached; 0 turns caching and deduplication off.",
     )
+    cache_stale: float = option(
+        30.0,
+        parse.non_negative_float,
+        "Seconds past its TTL a page may still be served: at once while one background call "
+        "refreshes it (stale-while-revalidate), and instead of an error while the upstream "
+        "fails (stale-if-error); responses built on one say `extensions.stale`. 0 turns it off.",
+    )
+    prefetch_concurrency: int = option(
+        4,
+        parse.non_negative_int,
+        "Background fetches of the next block a process runs at once when a page ends in the "
+        "last quarter of its block (next-block prefetch); 0 turns prefetch off.",
+    )
     cache_url: str = option(
         "memory://",
         parse.cache_url,

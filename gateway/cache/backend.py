@@ -145,6 +145,31 @@ class GuardedBackend:
         self._health.answered()
         return True
 
+    async def claim(self, key: str, ttl: float) -> bool:
+        """Set `key` for `ttl` seconds unless it exists (one replica's claim on some work);
+        True when this call set it, or when the backend fails (then nobody can claim, and the
+        work had better be done twice than never)."""
+        if not self._health.allows_call():
+            return True
+        try:
+            await self._backend.add(key, 1, ttl=ttl)
+        except ValueError:
+            return False  # aiocache's answer when the key exists
+        except Exception as error:  # noqa: BLE001 - a failing backend claims nothing
+            self._failed(error)
+            return True
+        self._health.answered()
+        return True
+
+    async def delete(self, key: str) -> None:
+        """Delete `key`; a failing backend is logged (the entry then expires on its own)."""
+        if not self._health.allows_call():
+            return
+        try:
+            await self._backend.delete(key)
+        except Exception as error:  # noqa: BLE001 - the entry expires on its own
+            self._failed(error)
+
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every key starting with `prefix` (a Redis SCAN, or a walk of the memory
         store); how many were deleted. Raises when the backend fails: a caller that must

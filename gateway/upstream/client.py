@@ -85,13 +85,18 @@ class UpstreamClient:
         """The page cache in front of this upstream (the null one when caching is off)."""
         return self._cache
 
-    async def team_jobs(self, caller: Caller, *, skip: int, limit: int) -> list[JobJSON]:
-        """`GET /jobs/v1/?skip=&limit=`: up to `limit` of the team's jobs from `skip` on."""
-        return await self._window(caller, JOBS_PATH, skip, limit)
+    async def team_jobs(
+        self, caller: Caller, *, skip: int, limit: int, ahead: bool = False
+    ) -> list[JobJSON]:
+        """`GET /jobs/v1/?skip=&limit=`: up to `limit` of the team's jobs from `skip` on;
+        `ahead`: the next block may be fetched in the background (`_window`)."""
+        return await self._window(caller, JOBS_PATH, skip, limit, ahead)
 
-    async def my_jobs(self, caller: Caller, *, skip: int, limit: int) -> list[JobJSON]:
+    async def my_jobs(
+        self, caller: Caller, *, skip: int, limit: int, ahead: bool = False
+    ) -> list[JobJSON]:
         """`GET /jobs/v1/my/?skip=&limit=`: up to `limit` of the caller's own jobs."""
-        return await self._window(caller, MY_JOBS_PATH, skip, limit)
+        return await self._window(caller, MY_JOBS_PATH, skip, limit, ahead)
 
     async def count_team_jobs(self, caller: Caller) -> int:
         """How many jobs `GET /jobs/v1/` lists."""
@@ -101,22 +106,35 @@ class UpstreamClient:
         """How many jobs `GET /jobs/v1/my/` lists."""
         return await self._count(caller, MY_JOBS_PATH)
 
-    async def _window(self, caller: Caller, path: str, skip: int, limit: int) -> list[JobJSON]:
+    async def _window(
+        self, caller: Caller, path: str, skip: int, limit: int, ahead: bool = False
+    ) -> list[JobJSON]:
         """Rows `[skip, skip + limit)` of the list at `path`, in the calls of the fetch plan,
-        run concurrently and stitched in order."""
+        run concurrently and stitched in order. With `ahead`, a window that ends in the last
+        quarter of a full block has the next block fetched in the background (the cache's
+        `prefetch`), so a person paging on finds it kept."""
         plan = self.fetching.plan(skip, limit)
         if plan.is_the_window:
-            return await self._job_list(caller, path, skip, limit)
-        pages = await _all_in_order(
-            [self._job_list(caller, path, start, size) for start, size in plan.calls]
-        )
-        return plan.rows(pages)
+            pages = [await self._job_list(caller, path, skip, limit)]
+        else:
+            pages = await _all_in_order(
+                [self._job_list(caller, path, start, size) for start, size in plan.calls]
+            )
+        following = self.fetching.next_block(plan, len(pages[-1])) if ahead else None
+        if following is not None:
+            start, size = following
+            self._cache.prefetch(
+                caller,
+                self._list_resource(path, start, size),
+                lambda detached: self._fetch_job_list(detached, path, start, size),
+            )
+        return pages[0] if plan.is_the_window else plan.rows(pages)
 
     async def _count(self, caller: Caller, path: str) -> int:
         """How many jobs `GET {path}` lists, by the fetch plan's end search (uncached calls);
         the count itself is cached per credential like a page."""
 
-        async def fetch() -> Fetched:
+        async def fetch(caller: Caller) -> Fetched:
             search = self.fetching.end_search()
             try:
                 call = next(search)
@@ -137,7 +155,7 @@ class UpstreamClient:
         cached per credential like a page."""
         url = self._url(f"{JOBS_PATH}workflow/{path_segment(workflow_id, 'workflowId')}")
 
-        async def fetch() -> Fetched:
+        async def fetch(caller: Caller) -> Fetched:
             response = await self._exchange.get(caller, url, {}, "workflow_jobs")
             rows = self._decoded(decode_job_list, response, caller, "workflow_jobs")
             return Fetched(rows, max_age=self._lifetime(response))
@@ -160,7 +178,7 @@ class UpstreamClient:
         page; None when the API answers 404."""
         url = self._url(f"{JOBS_PATH}snapshots/{path_segment(client_job_id, 'clientJobId')}")
 
-        async def fetch() -> Fetched:
+        async def fetch(caller: Caller) -> Fetched:
             response = await self._exchange.get(caller, url, {}, "job_snapshots")
             snapshots = self._decoded(decode_json, response, caller, "job_snapshots")
             return Fetched([snapshots], max_age=self._lifetime(response))
@@ -176,7 +194,7 @@ class UpstreamClient:
     async def _single_job(self, caller: Caller, path: str, endpoint: str) -> JobJSON | None:
         url = self._url(path)
 
-        async def fetch() -> Fetched:
+        async def fetch(caller: Caller) -> Fetched:
             response = await self._exchange.get(caller, url, {}, endpoint)
             job = self._decoded(decode_single_job, response, caller, endpoint)
             return Fetched([job], max_age=self._lifetime(response))
@@ -186,10 +204,14 @@ class UpstreamClient:
         except NotFoundError:
             return None
 
+    def _list_resource(self, path: str, skip: int, limit: int) -> str:
+        return f"{self._url(path)}?skip={skip}&limit={limit}"
+
     async def _job_list(self, caller: Caller, path: str, skip: int, limit: int) -> list[JobJSON]:
-        resource = f"{self._url(path)}?skip={skip}&limit={limit}"
         return await self._cache.get_or_fetch(
-            caller, resource, lambda: self._fetch_job_list(caller, path, skip, limit)
+            caller,
+            self._list_resource(path, skip, limit),
+            lambda fetching: self._fetch_job_list(fetching, path, skip, limit),
         )
 
     async def _fetch_job_list(self, caller: Caller, path: str, skip: int, limit: int) -> Fetched:
