@@ -293,3 +293,22 @@ async def test_a_prefetch_costs_the_request_nothing_and_is_counted(
     logged = [record for record in caplog.records if record.name == "gateway.request"]
     assert [record.fields["upstream_calls"] for record in logged] == [1, 0, 0, 0]  # type: ignore[attr-defined]
     assert 'gateway_cache_prefetches_total{result="fetched"} 1.0' in metrics
+
+
+async def test_a_job_of_a_page_just_read_is_refetched_without_a_call() -> None:
+    """`node(id:)` for a job of a page read within the TTL is answered from that page (each
+    row is kept as its `GET /jobs/v1/bson/{jobId}` answer); another token's is not."""
+    sample = SampleUpstream()
+    app = in_process_gateway(sample.app())
+    async with asgi_client(app) as client:
+        page = await graphql(client, "{ jobs(first: 5) { nodes { id jobId } } }")
+        job = page["data"]["jobs"]["nodes"][3]
+        calls = len(sample.seen)
+        node = "query($id: ID!) { node(id: $id) { ... on Job { jobId } } }"
+        answer = await graphql(client, node, {"id": job["id"]})
+        assert answer["data"]["node"]["jobId"] == job["jobId"]
+        assert len(sample.seen) == calls
+        await graphql(
+            client, node, {"id": job["id"]}, headers={"authorization": "Bearer demo-token-writer"}
+        )
+        assert len(sample.seen) == calls + 1

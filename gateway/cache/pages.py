@@ -96,6 +96,12 @@ class PageCache(Protocol):
         """Fetch `resource` in the background unless it is kept or on its way (never against
         `caller`'s budget); skipped when the process already runs as many as it may."""
 
+    async def prime(
+        self, caller: Caller, pages: dict[str, list[Any]], max_age: float | None
+    ) -> None:
+        """Keep `pages` (resource to rows) for `caller` as if each had been fetched now: what
+        one answer also tells about other resources (a list's jobs, each job by id)."""
+
     async def invalidate(self, credential: str) -> None:
         """Forget every page (and response) kept for `credential`."""
 
@@ -124,6 +130,11 @@ class NullPageCache:
 
     def prefetch(self, caller: Caller, resource: str, fetch: Fetch) -> None:
         """Nothing is kept, so nothing is fetched ahead."""
+
+    async def prime(
+        self, caller: Caller, pages: dict[str, list[Any]], max_age: float | None
+    ) -> None:
+        """Nothing is kept."""
 
     async def invalidate(self, credential: str) -> None:
         """Nothing is kept, so nothing to forget."""
@@ -292,6 +303,22 @@ class BackendPageCache:
             del self._prefetching[key]
 
         task.add_done_callback(done)
+
+    async def prime(
+        self, caller: Caller, pages: dict[str, list[Any]], max_age: float | None
+    ) -> None:
+        """Keep `pages` for `caller` (one round trip), for the TTL the upstream allowed the
+        answer they came from; nothing for a caller that wrote or whose generation is unknown."""
+        ttl = self._ttl if max_age is None else min(self._ttl, max_age)
+        if not pages or ttl <= 0 or caller.generation < 0 or caller.ledger.wrote:
+            return
+        now = time.time()
+        entries = [
+            (self.key(caller, resource), {"expires": now + ttl, "fetched": now, "rows": rows})
+            for resource, rows in pages.items()
+        ]
+        if await self.store.write_many(entries, ttl + self._stale):
+            self.store.count("primed")
 
     async def _prefetch(self, caller: Caller, resource: str, fetch: Fetch) -> None:
         try:

@@ -29,7 +29,7 @@ from gateway.upstream.decoding import (
     decode_single_job,
 )
 from gateway.upstream.exchange import Exchange, UpstreamResponse
-from gateway.upstream.paths import path_segment
+from gateway.upstream.paths import path_segment, safe_segment
 from gateway.upstream.statuses import BadResponse
 from gateway.upstream.writes import JobWrites
 
@@ -219,7 +219,19 @@ class UpstreamClient:
         params = {"skip": skip, "limit": limit}
         response = await self._exchange.get(caller, self._url(path), params, endpoint)
         rows = self._decoded(decode_job_list, response, caller, endpoint)
-        return Fetched(rows, max_age=self._lifetime(response))
+        lifetime = self._lifetime(response)
+        await self._cache.prime(caller, self._each_by_id(rows), lifetime)
+        return Fetched(rows, max_age=lifetime)
+
+    def _each_by_id(self, rows: list[JobJSON]) -> dict[str, list[Any]]:
+        """What a list answer tells about single jobs: each row as `GET /jobs/v1/bson/{jobId}`
+        would answer it, so `node(id:)` for a job of a page just read needs no call."""
+        by_id: dict[str, list[Any]] = {}
+        for row in rows:
+            job_id = row.get("jobId") if isinstance(row, dict) else None
+            if isinstance(job_id, str) and safe_segment(job_id):
+                by_id[self._url(f"{JOBS_PATH}bson/{path_segment(job_id, 'jobId')}")] = [row]
+        return by_id
 
     def _decoded(
         self,
