@@ -50,6 +50,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import apollo_peer  # noqa: E402
+
 PYTHON = sys.executable
 CONNECTIONS = 32
 NARROW_QUERY = (
@@ -98,6 +102,10 @@ class Scenario:
     redis: bool = False
     accept_encoding: str | None = None
     """The client's Accept-Encoding (none: wrk sends none, and gets plain JSON)."""
+    slow: bool = False
+    """Over the upstream with the latency model (`--latency-ms`) instead of the fast one."""
+    seconds: int | None = None
+    """Seconds per run, whatever `--seconds` says (a run that must cross TTL expiries)."""
 
 
 @dataclass
@@ -315,6 +323,12 @@ def main() -> None:
     )
     parser.add_argument("--only", help="comma-separated scenario names")
     parser.add_argument("--against", metavar="REV", help="also run each scenario for commit REV")
+    parser.add_argument(
+        "--latency-ms", type=float, default=50, help="the slow upstream's delay (+- 20%% jitter)"
+    )
+    parser.add_argument(
+        "--session", action="store_true", help="then run benchmarks/session.py (defaults)"
+    )
     args = parser.parse_args()
     seconds = args.seconds or (1 if args.quick else 10)
     ensure_installed("wrk", "wrk")
@@ -336,12 +350,22 @@ def main() -> None:
         # Multi-core: the many-tokens load over the Redis cache, one worker against two.
         Scenario("redis 1 worker", NARROW_QUERY, "60", tokens=200, workers=1, redis=True),
         Scenario("redis 2 workers", NARROW_QUERY, "60", tokens=200, workers=2, redis=True),
+        # Latency users feel (issue 18): a hit over 60 s that crosses twelve 5 s TTL expiries,
+        # over the upstream with the latency model: expiries must not show in p99.
+        Scenario("hit expiries", NARROW_QUERY, "5", slow=True, seconds=60),
     ]
     if args.only:
         scenarios = [scenario for scenario in scenarios if scenario.name in args.only.split(",")]
     results: dict[str, Figures] = {}
-    upstream_port = free_port()
+    upstream_port, slow_port = free_port(), free_port()
     fixed_upstream = uvicorn("benchmarks.fixed_upstream:app", upstream_port)
+    slow_upstream = [PYTHON, "-c", "pass"]
+    model = {
+        "BENCH_UPSTREAM_DELAY_MS": f"{args.latency_ms:g}",
+        "BENCH_UPSTREAM_JITTER_MS": f"{args.latency_ms / 5:g}",
+    }
+    if any(scenario.slow for scenario in scenarios):
+        slow_upstream = uvicorn("benchmarks.fixed_upstream:app", slow_port)
     redis_port = free_port()
     redis = [PYTHON, "-c", "pass"]  # nothing to start unless a scenario uses Redis
     if any(scenario.redis for scenario in scenarios):
@@ -352,6 +376,7 @@ def main() -> None:
         tempfile.TemporaryDirectory() as scratch,
         worktree(args.against) as other_root,
         process(fixed_upstream),
+        process(slow_upstream, model),
         process(redis),
     ):
         directory = Path(scratch)
@@ -365,11 +390,14 @@ def main() -> None:
         response_file = directory / "response.json"
         roots = [ROOT] if other_root is None else [ROOT, other_root]
         for scenario in scenarios:
-            figures = run_scenario(scenario, upstream, redis_port, roots, directory, args, seconds)
+            over = f"http://127.0.0.1:{slow_port}" if scenario.slow else upstream
+            length = scenario.seconds or seconds
+            figures = run_scenario(scenario, over, redis_port, roots, directory, args, length)
             results[scenario.name] = figures[0]
             if len(figures) > 1:
                 against[scenario.name] = figures[1]
         script = wrk_script(directory, NARROW_QUERY, 1)
+        results.update(apollo_lines(args.only, upstream, script, seconds, args.runs))
         results["bare strawberry"] = reference(
             "benchmarks.bare_strawberry:app", {}, script, seconds, args.runs
         )
@@ -381,6 +409,26 @@ def main() -> None:
     report(results, seconds, args.runs)
     if args.against:
         compare(results, against, args.against)
+    if args.session:
+        subprocess.run([PYTHON, str(ROOT / "benchmarks" / "session.py")], check=True)
+
+
+def apollo_lines(
+    only: str | None, upstream: str, script: Path, seconds: int, runs: int
+) -> dict[str, Figures]:
+    """The Apollo peer on the fast upstream, at TTL 0 (to set beside `miss`) and at TTL 5 (to
+    set beside `hit`): the reference a Node team would pick (`apollo_peer.py`)."""
+    lines: dict[str, Figures] = {}
+    for name, ttl in (("apollo ttl 0", 0), ("apollo ttl 5", 5)):
+        if only and name not in only.split(","):
+            continue
+        if not apollo_peer.available():
+            print(f"{name}: the Apollo peer is not at {apollo_peer.SOURCE}; left out")
+            continue
+        with apollo_peer.peer(upstream, free_port(), ttl) as url:
+            run_wrk(url, script, min(seconds, 2))  # warm-up (V8 compiles the hot paths)
+            lines[name] = median_figures([run_wrk(url, script, seconds) for _ in range(runs)])
+    return lines
 
 
 @contextmanager
@@ -445,8 +493,8 @@ def report(results: dict[str, Figures], seconds: float, runs: int) -> None:
     print("ratio = requests/s divided by the ceiling's")
     print(f"{'scenario':<17}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'peak RSS MB':>13}{'ratio':>8}")
     names: tuple[str, ...] = (
-        *("upstream direct", "ceiling", "bare strawberry", "miss", "hit", "wide", "many-tokens"),
-        *("filtered warm", "filtered cold"),
+        *("upstream direct", "ceiling", "bare strawberry", "apollo ttl 0", "apollo ttl 5"),
+        *("miss", "hit", "wide", "many-tokens", "filtered warm", "filtered cold", "hit expiries"),
     )
     for name in (*names, "redis 1 worker", "redis 2 workers"):
         if name not in results:
@@ -457,6 +505,11 @@ def report(results: dict[str, Figures], seconds: float, runs: int) -> None:
         print(
             f"{name:<17}{figures.rps:>9.0f}{figures.p50_ms:>9.2f}{figures.p99_ms:>9.2f}{rss:>13}{ratio:>8}"
         )
+    report_ratios(results)
+
+
+def report_ratios(results: dict[str, Figures]) -> None:
+    """The ratios the targets are stated in, for the scenarios that ran."""
     if "wide" in results and "miss" in results:
         print(f"wide p99 / miss p99 = {results['wide'].p99_ms / results['miss'].p99_ms:.1f}")
     if "bare strawberry" in results and "miss" in results:
@@ -466,6 +519,12 @@ def report(results: dict[str, Figures], seconds: float, runs: int) -> None:
         if filtered in results and plain in results:
             share = results[filtered].rps / results[plain].rps
             print(f"{filtered} / {plain} = {share:.2f}")
+    for ours, theirs in (("miss", "apollo ttl 0"), ("hit", "apollo ttl 5")):
+        if ours in results and theirs in results:
+            print(f"{ours} / {theirs} = {results[ours].rps / results[theirs].rps:.1f} (requests/s)")
+    if "hit expiries" in results:
+        spread = results["hit expiries"].p99_ms / results["hit expiries"].p50_ms
+        print(f"hit expiries: p99 / p50 = {spread:.1f}")
     if "redis 1 worker" in results and "redis 2 workers" in results:
         scaling = results["redis 2 workers"].rps / results["redis 1 worker"].rps
         print(f"2 workers / 1 worker (Redis cache) = {scaling:.2f}")

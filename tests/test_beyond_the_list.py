@@ -136,17 +136,19 @@ def test_unknown_and_malformed_node_ids(gateway: BackgroundServer, seen: SampleU
     assert len(seen.seen) == 0
 
 
-def test_nodes_batch_and_deduplicate(gateway: BackgroundServer, seen: SampleUpstream) -> None:
-    """nodes(ids:) keeps order, nulls unknown ids, and asks once per distinct id."""
+def test_nodes_batch_and_deduplicate(sample_server: BackgroundServer, seen: SampleUpstream) -> None:
+    """nodes(ids:) keeps order, nulls unknown ids, and asks once per distinct id (on a gateway
+    of its own: one that read these jobs in a list already has them)."""
     jobs = seen.jobs_of("apiteam")
     first, second = (global_id("Job", job["jobId"]) for job in jobs[40:42])
     unknown = global_id("Job", "f" * 24)
     seen.seen.clear()
-    body = post(
-        gateway,
-        "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Job { jobId } } }",
-        ids=[first, first, second, unknown, second],
-    )
+    with BackgroundServer(network_gateway(sample_server.url, cache_ttl=30)) as gateway:
+        body = post(
+            gateway,
+            "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Job { jobId } } }",
+            ids=[first, first, second, unknown, second],
+        )
     assert body["data"]["nodes"] == [
         {"jobId": jobs[40]["jobId"]},
         {"jobId": jobs[40]["jobId"]},

@@ -1,18 +1,13 @@
 """Caching upstream pages per credential: the interface, its implementations, their storage.
 
-`pages` holds the cache the upstream client reads through (`PageCache`, and the null one when
-caching is off); `backend` the storage under it (memory or Redis, guarded).
+`interface` says what the upstream client reads through (`PageCache`, and the null one when
+caching is off); `pages` is the cache itself; `backend` the storage under it (memory or Redis,
+guarded).
 """
 
 from gateway.cache.backend import GuardedBackend, backend_for
-from gateway.cache.pages import (
-    BackendPageCache,
-    Fetched,
-    NullPageCache,
-    PageCache,
-    credential_secret,
-    new_page_cache,
-)
+from gateway.cache.interface import Fetched, NullPageCache, PageCache
+from gateway.cache.pages import BackendPageCache, credential_secret, new_page_cache
 
 __all__ = [
     "BackendPageCache",
