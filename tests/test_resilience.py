@@ -300,11 +300,13 @@ async def test_the_breaker_opens_fails_fast_and_closes_after_a_good_probe() -> N
 async def test_a_failed_probe_reopens_the_breaker() -> None:
     """After the cool-down one probe goes through; when it fails the circuit opens again."""
     upstream = Scripted(httpx.Response(503))
-    settings = {**FAST, "breaker_failures": 2, "breaker_cooldown": 0.2, "upstream_retries": 0}
+    # A cool-down long enough that the request after the probe comes within it on a busy
+    # machine (0.2 s was seen to pass between the two under a loaded CI run).
+    settings = {**FAST, "breaker_failures": 2, "breaker_cooldown": 0.6, "upstream_retries": 0}
     async with asgi_client(in_process_gateway(upstream.transport(), **settings)) as client:
         for _ in range(2):
             await graphql(client, QUERY, headers=AUTH)
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.65)
         await graphql(client, QUERY, headers=AUTH)  # the probe: fails
         await graphql(client, QUERY, headers=AUTH)  # open again: no call
         assert len(upstream.calls) == 3
