@@ -5,7 +5,8 @@
 
 The upstream is `fixed_upstream.py` with its latency model (`--latency-ms`, 50, give or take
 `--jitter-ms`, 10, per call). Each session is one person with a token of their own, so every
-cache starts cold for them, and `--think-ms` (300) between steps:
+cache starts cold for them, and a pause of half to one and a half times `--think-ms` (300)
+before each step, so sessions running at once do not click in step:
 
     1  open the first page            jobs(first: 20), run.py's narrow query
     2-6  page forward five times      after: the previous endCursor
@@ -28,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import random
 import statistics
 import sys
 import time
@@ -73,14 +75,19 @@ class Session:
         return body
 
     async def run(self, think: float) -> list[float]:
+        def pause() -> Any:
+            # People do not click in step: half to one and a half times the think time.
+            return asyncio.sleep(think * random.uniform(0.5, 1.5))  # noqa: S311
+
         page = GATEWAY_PAGE if self.gateway else PAGE
+        await pause()
         first = await self.ask(page, {"after": None})
         after = first["data"]["jobs"]["pageInfo"]["endCursor"]
         for _ in range(5):
-            await asyncio.sleep(think)
+            await pause()
             answer = await self.ask(page, {"after": after})
             after = answer["data"]["jobs"]["pageInfo"]["endCursor"]
-        await asyncio.sleep(think)
+        await pause()
         job = first["data"]["jobs"]["edges"][3]["node"]
         if self.gateway:
             await self.ask(NODE, {"id": job["id"]})

@@ -105,7 +105,7 @@ class Settings:
         "fails (stale-if-error); responses built on one say `extensions.stale`. 0 turns it off.",
     )
     prefetch_concurrency: int = option(
-        4,
+        16,
         parse.non_negative_int,
         "Background fetches of the next block a process runs at once when a page ends in the "
         "last quarter of its block (next-block prefetch); 0 turns prefetch off.",
