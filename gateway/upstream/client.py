@@ -9,6 +9,7 @@ nothing of GraphQL.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, TypeVar
 
@@ -36,6 +37,8 @@ from gateway.upstream.writes import JobWrites
 Decoded = TypeVar("Decoded")
 
 JOBS_PATH: Final = "/jobs/v1/"
+_PLAIN_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,200}")
+"""Ids that are one path segment as they are (nothing to escape, not `.` or `..`)."""
 MY_JOBS_PATH: Final = "/jobs/v1/my/"
 
 
@@ -220,17 +223,25 @@ class UpstreamClient:
         response = await self._exchange.get(caller, self._url(path), params, endpoint)
         rows = self._decoded(decode_job_list, response, caller, endpoint)
         lifetime = self._lifetime(response)
-        await self._cache.prime(caller, self._each_by_id(rows), lifetime)
+        if self._cache.stores:
+            await self._cache.prime(caller, self._each_by_id(rows), lifetime)
         return Fetched(rows, max_age=lifetime)
 
     def _each_by_id(self, rows: list[JobJSON]) -> dict[str, list[Any]]:
         """What a list answer tells about single jobs: each row as `GET /jobs/v1/bson/{jobId}`
         would answer it, so `node(id:)` for a job of a page just read needs no call."""
         by_id: dict[str, list[Any]] = {}
+        prefix = self._url(f"{JOBS_PATH}bson/")
         for row in rows:
             job_id = row.get("jobId") if isinstance(row, dict) else None
-            if isinstance(job_id, str) and safe_segment(job_id):
-                by_id[self._url(f"{JOBS_PATH}bson/{path_segment(job_id, 'jobId')}")] = [row]
+            if not isinstance(job_id, str):
+                continue
+            # Object ids need no escaping: the regular expression spares quote() per row.
+            if _PLAIN_ID.fullmatch(job_id) is None:
+                if not safe_segment(job_id):
+                    continue
+                job_id = path_segment(job_id, "jobId")
+            by_id[prefix + job_id] = [row]
         return by_id
 
     def _decoded(
