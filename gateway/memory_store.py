@@ -105,16 +105,6 @@ class MemoryBackend(BaseCache):  # type: ignore[misc]
     ) -> bool:
         return self.store.put(key, value, len(key) + len(value), ttl)
 
-    async def _multi_set(self, pairs: Any, ttl: Any = None, _conn: Any = None) -> bool:
-        for key, value in pairs:
-            self.store.put(key, value, len(key) + len(value), ttl)
-        return True
-
-    async def _add(self, key: str, value: Any, ttl: Any = None, _conn: Any = None) -> bool:
-        if self.store.get(key) is not None:
-            raise ValueError(f"Key {key} already exists")  # aiocache's contract for add
-        return self.store.put(key, value, len(key) + len(value), ttl)
-
     async def _delete(self, key: str, _conn: Any = None) -> int:
         self.store.delete(key)
         return 1

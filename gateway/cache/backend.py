@@ -145,18 +145,6 @@ class GuardedBackend:
         self._health.answered()
         return True
 
-    async def write_many(self, pairs: list[tuple[str, Any]], ttl: float) -> bool:
-        """Store every (key, value) for `ttl` seconds in one round trip; False when failing."""
-        if not self._health.allows_call():
-            return False
-        try:
-            await self._backend.multi_set(pairs, ttl=ttl)
-        except Exception as error:  # noqa: BLE001 - a failed store only costs later misses
-            self._failed(error)
-            return False
-        self._health.answered()
-        return True
-
     async def claim(self, key: str, ttl: float) -> bool:
         """Set `key` for `ttl` seconds unless it exists (one replica's claim on some work);
         True when this call set it, or when the backend fails (then nobody can claim, and the

@@ -45,11 +45,8 @@ class PageCache(Protocol):
         """Fetch `resource` in the background unless it is kept or on its way (never against
         `caller`'s budget); skipped when the process already runs as many as it may."""
 
-    async def prime(
-        self, caller: Caller, pages: dict[str, list[Any]], max_age: float | None
-    ) -> None:
-        """Keep `pages` (resource to rows) for `caller` as if each had been fetched now: what
-        one answer also tells about other resources (a list's jobs, each job by id)."""
+    async def peek(self, caller: Caller, resource: str) -> list[Any] | None:
+        """The rows kept for `resource` while fresh, without fetching (None otherwise)."""
 
     async def invalidate(self, credential: str) -> None:
         """Forget every page (and response) kept for `credential`."""
@@ -80,10 +77,9 @@ class NullPageCache:
     def prefetch(self, caller: Caller, resource: str, fetch: Fetch) -> None:
         """Nothing is kept, so nothing is fetched ahead."""
 
-    async def prime(
-        self, caller: Caller, pages: dict[str, list[Any]], max_age: float | None
-    ) -> None:
+    async def peek(self, caller: Caller, resource: str) -> list[Any] | None:
         """Nothing is kept."""
+        return None
 
     async def invalidate(self, credential: str) -> None:
         """Nothing is kept, so nothing to forget."""

@@ -221,21 +221,21 @@ class BackendPageCache:
 
         task.add_done_callback(done)
 
-    async def prime(
-        self, caller: Caller, pages: dict[str, list[Any]], max_age: float | None
-    ) -> None:
-        """Keep `pages` for `caller` (one round trip), for the TTL the upstream allowed the
-        answer they came from; nothing for a caller that wrote or whose generation is unknown."""
-        ttl = self._ttl if max_age is None else min(self._ttl, max_age)
-        if not pages or ttl <= 0 or caller.generation < 0 or caller.ledger.wrote:
-            return
-        now = time.time()
-        entries = [
-            (self.key(caller, resource), {"expires": now + ttl, "fetched": now, "rows": rows})
-            for resource, rows in pages.items()
-        ]
-        if await self.store.write_many(entries, ttl + self._stale):
-            self.store.count("primed")
+    async def peek(self, caller: Caller, resource: str) -> list[Any] | None:
+        """The rows kept for `resource` while fresh (a hit, noted in the ledger); None when
+        absent, stale or unreadable: nothing is fetched."""
+        if caller.generation < 0 or caller.ledger.wrote:
+            return None
+        cached = await self.store.read(self.key(caller, resource))
+        if not isinstance(cached, dict) or not isinstance(cached.get("rows"), list):
+            return None
+        expires = float(cached.get("expires", 0))
+        if time.time() >= expires:
+            return None
+        self.store.count("hit")
+        caller.ledger.cache_hits += 1
+        caller.ledger.data_expire(expires)
+        return cached["rows"]  # type: ignore[no-any-return]
 
     async def _prefetch(self, caller: Caller, resource: str, fetch: Fetch) -> None:
         try:

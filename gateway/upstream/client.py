@@ -9,7 +9,6 @@ nothing of GraphQL.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, TypeVar
 
@@ -30,15 +29,14 @@ from gateway.upstream.decoding import (
     decode_single_job,
 )
 from gateway.upstream.exchange import Exchange, UpstreamResponse
-from gateway.upstream.paths import path_segment, safe_segment
+from gateway.upstream.listed import ListedJobs
+from gateway.upstream.paths import path_segment
 from gateway.upstream.statuses import BadResponse
 from gateway.upstream.writes import JobWrites
 
 Decoded = TypeVar("Decoded")
 
 JOBS_PATH: Final = "/jobs/v1/"
-_PLAIN_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,200}")
-"""Ids that are one path segment as they are (nothing to escape, not `.` or `..`)."""
 MY_JOBS_PATH: Final = "/jobs/v1/my/"
 
 
@@ -71,6 +69,7 @@ class UpstreamClient:
         self.fetching = Fetching(settings.upstream_max_limit, settings.fetch_block_size)
         """How list windows are split into calls (what the request limits count too)."""
         self.writes = JobWrites(self._exchange, self._base_url, self._cache)
+        self._listed = ListedJobs()
         """The write endpoints (each drops the caller's cached reads once it went through)."""
 
     @property
@@ -166,8 +165,14 @@ class UpstreamClient:
         return await self._cache.get_or_fetch(caller, url, fetch)
 
     async def job_by_id(self, caller: Caller, job_id: str) -> JobJSON | None:
-        """`GET /jobs/v1/bson/{jobId}`: one job, or None when the API answers 404."""
+        """`GET /jobs/v1/bson/{jobId}`: one job, or None when the API answers 404. A job the
+        caller's fresh list blocks hold is taken from there, with no call (`listed`)."""
         path = f"{JOBS_PATH}bson/{path_segment(job_id, 'jobId')}"
+        block = self._listed.block_of(caller, job_id)
+        rows = None if block is None else await self._cache.peek(caller, block)
+        for row in rows or ():
+            if isinstance(row, dict) and row.get("jobId") == job_id:
+                return row
         return await self._single_job(caller, path, "job_by_id")
 
     async def job_by_client_id(self, caller: Caller, client_job_id: str) -> JobJSON | None:
@@ -222,27 +227,9 @@ class UpstreamClient:
         params = {"skip": skip, "limit": limit}
         response = await self._exchange.get(caller, self._url(path), params, endpoint)
         rows = self._decoded(decode_job_list, response, caller, endpoint)
-        lifetime = self._lifetime(response)
         if self._cache.stores:
-            await self._cache.prime(caller, self._each_by_id(rows), lifetime)
-        return Fetched(rows, max_age=lifetime)
-
-    def _each_by_id(self, rows: list[JobJSON]) -> dict[str, list[Any]]:
-        """What a list answer tells about single jobs: each row as `GET /jobs/v1/bson/{jobId}`
-        would answer it, so `node(id:)` for a job of a page just read needs no call."""
-        by_id: dict[str, list[Any]] = {}
-        prefix = self._url(f"{JOBS_PATH}bson/")
-        for row in rows:
-            job_id = row.get("jobId") if isinstance(row, dict) else None
-            if not isinstance(job_id, str):
-                continue
-            # Object ids need no escaping: the regular expression spares quote() per row.
-            if _PLAIN_ID.fullmatch(job_id) is None:
-                if not safe_segment(job_id):
-                    continue
-                job_id = path_segment(job_id, "jobId")
-            by_id[prefix + job_id] = [row]
-        return by_id
+            self._listed.note(caller, self._list_resource(path, skip, limit), rows)
+        return Fetched(rows, max_age=self._lifetime(response))
 
     def _decoded(
         self,
