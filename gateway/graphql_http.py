@@ -48,6 +48,7 @@ from gateway.graphql_request import (
     operation_name_in,
     params_of,
     read_params,
+    rejection,
     result_response,
     wants_html,
 )
@@ -146,7 +147,7 @@ class GraphQLEndpoint:
             response = json_response(error_body("Client disconnected", "BAD_REQUEST"), 400)
             return self._finish(record, response, "client_disconnect")
         except RequestRejectedError as rejected:
-            return self._finish(record, *_rejection(rejected, record))
+            return self._finish(record, *rejection(rejected, record))
         encoding = choose_encoding(headers.get("accept-encoding"), self._settings.compression)
         exchange = _Exchange(
             method,
@@ -198,7 +199,7 @@ class GraphQLEndpoint:
             params = item if isinstance(item, GraphQLParams) else params_of(item)
             return await self.run(params, exchange, record)
         except RequestRejectedError as rejected:
-            return _rejection(rejected, record)
+            return rejection(rejected, record)
         except Exception:
             logger.exception("Unexpected error outside GraphQL execution")
             record.error_codes.append(INTERNAL_SERVER_ERROR)
@@ -233,23 +234,28 @@ class GraphQLEndpoint:
         if credential is not None and is_bearer(authorization):
             generation = await exchange.state["upstream"].cache.generation(credential)
         cache_key = self._response_key(credential, query, params, exchange, generation)
-        cached = self._cached(cache_key, record)
+        cached, leading = await self._cached(cache_key, record)
         if cached is not None:
             if remember is not None and query is not None and persisted is not None:
                 # Kept only when error-free: the query ran as it must to be registered.
                 await persisted.remember(remember, query)
             return cached, "ok"
-        caller = self._caller(
-            authorization, credential, record.request_id, exchange.share, generation
-        )
-        context = RequestContext(self._settings, exchange.state["upstream"], authorization, caller)
-        result = await self.execute(context, query, params, exchange.method)
-        if caller is not None:
-            record.add(caller.ledger)
-        if remember is not None and query is not None and registers(caller, result):
-            assert persisted is not None
-            await persisted.remember(remember, query)
-        return self._respond(result, exchange, record, caller, cache_key)
+        try:
+            caller = self._caller(
+                authorization, credential, record.request_id, exchange.share, generation
+            )
+            state = exchange.state
+            context = RequestContext(self._settings, state["upstream"], authorization, caller)
+            result = await self.execute(context, query, params, exchange.method)
+            if caller is not None:
+                record.add(caller.ledger)
+            if remember is not None and query is not None and registers(caller, result):
+                assert persisted is not None
+                await persisted.remember(remember, query)
+            return self._respond(result, exchange, record, caller, cache_key)
+        finally:
+            if leading and cache_key is not None and self._responses is not None:
+                self._responses.built(cache_key)
 
     def _caller(
         self,
@@ -296,20 +302,23 @@ class GraphQLEndpoint:
             generation,
         )
 
-    def _cached(self, key: bytes | None, record: RequestRecord) -> Response | None:
-        """The kept response for `key`, counted; None on a miss (or without a key)."""
+    async def _cached(
+        self, key: bytes | None, record: RequestRecord
+    ) -> tuple[Response | None, bool]:
+        """The kept response for `key`, counted; or None and whether this request builds it."""
         if key is None or self._responses is None:
-            return None
-        cached = self._responses.get(key)
-        if cached is None:
+            return None, False
+        cached = self._responses.response(key)
+        if cached is None and not await self._responses.lead(key):
+            cached = self._responses.response(key)
+            if cached is None:
+                return None, False
+        elif cached is None:
             self._metrics.count_cache("response", "miss")
-            return None
+            return None, True
         record.cache_hits += 1
         self._metrics.count_cache("response", "hit")
-        headers = {"cache-control": NO_STORE}
-        if cached.encoding is not None:
-            headers["content-encoding"] = cached.encoding
-        return Response(cached.body, headers=headers, media_type=cached.media_type)
+        return cached, False
 
     def _respond(
         self,
@@ -389,10 +398,3 @@ class _Exchange:
     encoding: str | None = None
     """The content encoding a lone operation's answer is sent (and kept) in; a batch's answers
     are kept plain and their array is encoded as a whole."""
-
-
-def _rejection(rejected: RequestRejectedError, record: RequestRecord) -> tuple[Response, str]:
-    response = json_response(error_body(rejected.message, rejected.code), rejected.status)
-    response.headers.update(rejected.headers)
-    record.error_codes.append(rejected.code)
-    return response, "rejected"

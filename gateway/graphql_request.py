@@ -27,6 +27,7 @@ from starlette.types import Scope
 from strawberry.types import ExecutionResult
 
 from gateway.accept_headers import CACHED_LENGTH, accept_weights
+from gateway.logs import RequestRecord
 
 JSON: Final = "application/json"
 GRAPHQL_RESPONSE_JSON: Final = "application/graphql-response+json"
@@ -246,3 +247,11 @@ async def read_body(request: Request, headers: dict[str, str], max_body_bytes: i
         parts.append(chunk)
         if not message.get("more_body", False):
             return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def rejection(rejected: RequestRejectedError, record: RequestRecord) -> tuple[Response, str]:
+    """The JSON error response for a refused request, noted in its log record."""
+    response = json_response(error_body(rejected.message, rejected.code), rejected.status)
+    response.headers.update(rejected.headers)
+    record.error_codes.append(rejected.code)
+    return response, "rejected"

@@ -11,17 +11,25 @@ entirely from pages that were stored, are kept, in the app's `MemoryStore` (boun
 `GATEWAY_CACHE_MAX_BYTES` together with pages and persisted queries, least recently used out
 first). It lives in each process (a hit must cost less than a Redis round trip); with
 `GATEWAY_CACHE_TTL=0` there is none.
+
+When an entry expires, the requests for it in flight at that moment do not each execute: the
+first builds the response (`lead`), the others wait for it and are served what it kept (one
+execution per expiry instead of one per connection, which was the latency spike of every
+expiry at thousands of requests a second).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from starlette.responses import Response
 
+from gateway.graphql_request import NO_STORE
 from gateway.memory_store import MemoryStore
 
 
@@ -41,6 +49,40 @@ class ResponseCache:
 
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
+        self._building: dict[bytes, asyncio.Future[None]] = {}
+
+    def response(self, key: bytes) -> Response | None:
+        """The kept response for `key` as it is sent, if it still holds."""
+        cached = self.get(key)
+        if cached is None:
+            return None
+        headers = {"cache-control": NO_STORE}
+        if cached.encoding is not None:
+            headers["content-encoding"] = cached.encoding
+        return Response(cached.body, headers=headers, media_type=cached.media_type)
+
+    async def lead(self, key: bytes) -> bool:
+        """Whether the caller is to build the response for `key` (and call `built` after).
+        When an expired entry is being rebuilt by another request, wait for it and say False.
+        A response never kept (a first request, errors) is not waited for: those run alike."""
+        building = self._building.get(key)
+        if building is not None:
+            await asyncio.shield(building)
+            return False
+        if isinstance(self._store.get(key), CachedResponse):
+            # Expired (a live one would have been served): the first to come rebuilds it.
+            self._building[key] = asyncio.get_running_loop().create_future()
+        return True
+
+    def built(self, key: bytes) -> None:
+        """The response for `key` is built: release those waiting for it. An expired entry
+        it did not replace (its answer had errors) is dropped, so nobody waits on it again."""
+        building = self._building.pop(key, None)
+        if building is not None and not building.done():
+            building.set_result(None)
+        entry = self._store.get(key)
+        if isinstance(entry, CachedResponse) and entry.expires_at <= time.time():
+            self._store.delete(key)
 
     def key_for(
         self,
@@ -71,8 +113,7 @@ class ResponseCache:
         if not isinstance(entry, CachedResponse):
             return None
         if entry.expires_at <= time.time():
-            self._store.delete(key)
-            return None
+            return None  # left for `lead`: its rebuild is waited for; `built` drops it
         return entry
 
     def put(
