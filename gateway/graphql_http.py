@@ -37,7 +37,6 @@ from gateway.context import RequestContext, is_bearer
 from gateway.error_contract import INTERNAL_ERROR_MESSAGE
 from gateway.errors import INTERNAL_SERVER_ERROR
 from gateway.graphql_request import (
-    NO_STORE,
     GraphQLParams,
     RequestRejectedError,
     error_body,
@@ -63,7 +62,7 @@ from gateway.logs import (
 from gateway.metrics import Metrics
 from gateway.persisted_queries import PersistedQueries, PersistedQueryError, registers
 from gateway.redaction import redacting
-from gateway.response_cache import ResponseCache
+from gateway.response_cache import NO_STORE, ResponseCache
 from gateway.schema import GatewaySchema
 from gateway.settings import Settings
 from gateway.trusted_documents import TrustedDocumentError, TrustedDocuments, query_to_run

@@ -28,10 +28,10 @@ from strawberry.types import ExecutionResult
 
 from gateway.accept_headers import CACHED_LENGTH, accept_weights
 from gateway.logs import RequestRecord
+from gateway.response_cache import NO_STORE
 
 JSON: Final = "application/json"
 GRAPHQL_RESPONSE_JSON: Final = "application/graphql-response+json"
-NO_STORE: Final = "private, no-store"
 
 
 class RequestRejectedError(Exception):

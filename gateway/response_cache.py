@@ -24,13 +24,15 @@ import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from starlette.responses import Response
 
-from gateway.graphql_request import NO_STORE
 from gateway.memory_store import MemoryStore
+
+NO_STORE: Final = "private, no-store"
+"""The Cache-Control of every GraphQL response: it holds one caller's data."""
 
 
 @dataclass(frozen=True, slots=True)
