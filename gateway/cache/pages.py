@@ -180,7 +180,12 @@ class BackendPageCache:
         detached = caller.detached(*self._detached)
         task = asyncio.create_task(self._refresh(key, lambda: fetch(detached), caller, epoch))
         self._refreshing[key] = task
-        task.add_done_callback(lambda _done: self._refreshing.pop(key, None))
+
+        def done(_task: asyncio.Task[None]) -> None:
+            if self._refreshing.get(key) is task:  # not a later refresh of the same key
+                del self._refreshing[key]
+
+        task.add_done_callback(done)
 
     async def _refresh(
         self, key: str, fetch: Callable[[], Awaitable[Fetched]], caller: Caller, epoch: int
