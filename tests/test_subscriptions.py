@@ -294,6 +294,22 @@ def test_a_malformed_message_closes_the_socket_with_4400() -> None:
         asyncio.run(scenario(url))
 
 
+def test_a_message_nested_past_any_parser_closes_the_socket_with_4400() -> None:
+    """30,000 nested arrays in one message: refused as invalid JSON (4400), not a recursion
+    error that drops the connection."""
+
+    async def scenario(url: str) -> None:
+        async with connected(url) as ws:
+            await ws.send("[" * 30_000 + "]" * 30_000)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4400
+
+    with live_stack() as (_sample, url):
+        asyncio.run(scenario(url))
+
+
 def test_bad_variables_and_documents_get_coded_errors() -> None:
     """A variable of the wrong type, an unknown field, two root fields, a document past the
     request limits and a syntax error each get an `error` message with their code; the socket
