@@ -12,18 +12,11 @@ _MAX_ID_LENGTH: Final = 200
 _FORBIDDEN_IN_IDS = re.compile(r"[/?#\\\x00-\x1f\x7f]")
 
 
-def safe_segment(value: str) -> bool:
-    """Whether `value` may be an id in a path (`path_segment` takes it)."""
-    return not (
-        value in ("", ".", "..") or len(value) > _MAX_ID_LENGTH or _FORBIDDEN_IN_IDS.search(value)
-    )
-
-
 def path_segment(value: str, name: str) -> str:
     """`value` percent-encoded as exactly one URL path segment; `BadUserInputError` (before any
     call) for an id that could mean another path: empty, `.`, `..`, or holding `/`, `?`, `#`,
     `\\` or a control character, or longer than 200 characters."""
-    if not safe_segment(value):
+    if value in ("", ".", "..") or len(value) > _MAX_ID_LENGTH or _FORBIDDEN_IN_IDS.search(value):
         raise BadUserInputError(
             f"`{name}` must be a non-empty id of at most {_MAX_ID_LENGTH} characters, not `.` "
             "or `..`, without `/`, `?`, `#`, `\\` or control characters"
